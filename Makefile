@@ -1,0 +1,99 @@
+# smtpproxy - build, dependencies, tests, demo run, install.
+#
+#   make deps     install the Debian packages that are missing (root), or
+#                 print the apt-get line that would
+#   make          build smtpproxyd/smtpproxyd and smtpproxyd/smtpproxyctl
+#   make test     deps + build + C unit tests (Check) + integration tests
+#   make run      deps + build + demo upstream + proxy in the foreground
+#   make asan     the same tests against an AddressSanitizer/UBSan build
+#   make clean
+
+CC	?= cc
+CFLAGS	?= -O2 -g
+WARN	 = -std=c11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
+	   -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+PKGS	 = libconfig inih libcurl openssl jansson
+CPPFLAGS += -D_GNU_SOURCE -Icommon -Ismtpproxyd -Irelay
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LIBS	 = $(PKG_LIBS) -lcrypt
+PYTHON	 = /usr/bin/python3
+
+ifeq ($(SANITIZE),1)
+BUILD	?= build/asan
+CFLAGS	 = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	   -fno-sanitize-recover=undefined
+LDFLAGS	+= -fsanitize=address,undefined
+BIN	 = $(BUILD)/bin
+else
+BUILD	?= build/default
+BIN	 = smtpproxyd
+endif
+
+COMMON_SRC = $(wildcard common/*.c)
+SMTPD_SRC  = $(filter-out smtpproxyd/main.c smtpproxyd/ctl.c,$(wildcard smtpproxyd/*.c))
+RELAY_SRC  = $(wildcard relay/*.c)
+UNIT_SRC   = $(wildcard test/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+COMMON_LIB = $(BUILD)/libcommon.a
+SMTPD_LIB  = $(BUILD)/libsmtpd.a
+RELAY_LIB  = $(BUILD)/librelay.a
+ALL_LIBS   = $(SMTPD_LIB) $(RELAY_LIB) $(COMMON_LIB)
+
+DAEMON	 = $(BIN)/smtpproxyd
+CTL	 = $(BIN)/smtpproxyctl
+UNIT_BIN = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
+
+.PHONY: all deps test unit integration run clean asan install uninstall
+all: $(DAEMON) $(CTL)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(COMMON_LIB): $(call obj,$(COMMON_SRC))
+$(SMTPD_LIB): $(call obj,$(SMTPD_SRC))
+$(RELAY_LIB): $(call obj,$(RELAY_SRC))
+$(COMMON_LIB) $(SMTPD_LIB) $(RELAY_LIB):
+	@rm -f $@
+	ar rcs $@ $^
+
+$(DAEMON): $(call obj,smtpproxyd/main.c) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(CTL): $(call obj,smtpproxyd/ctl.c) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/test/%: $(BUILD)/test/unit/%.o $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check)
+
+deps:
+	@sh tools/deps.sh
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; CK_FORK=yes $$t; done
+
+integration: all
+	SMTPPROXYD=$(abspath $(DAEMON)) SMTPPROXYCTL=$(abspath $(CTL)) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider test/integration
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+asan: deps
+	@$(MAKE) --no-print-directory SANITIZE=1 unit integration
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/run-demo.sh $(abspath $(DAEMON))
+
+clean:
+	rm -rf build smtpproxyd/smtpproxyd smtpproxyd/smtpproxyctl
+
+-include $(shell find build -name '*.d' 2>/dev/null)

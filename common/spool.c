@@ -1,0 +1,598 @@
+/*
+ * spool - the maildir-style queue (see spool.h for the contract).
+ *
+ * Durability rule: a message is accepted only after its file is fsynced,
+ * renamed from tmp/ into new/ and new/ itself is fsynced.  Every later step
+ * (claim, defer, rewrite, fail) is a rename, so a crash at any point leaves
+ * the message in exactly one folder, never in none.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "spool.h"
+#include "util.h"
+
+#define SPOOL_INFO_SEP		":1,"
+#define SPOOL_COPY_BUF		65536
+
+static void	spool_set_host(struct spool *);
+static int	spool_mkdir(const char *);
+static int	spool_scan_dir(struct spool *, enum spool_state, time_t,
+		    spool_scan_fn, void *, time_t *);
+static void	spool_entry_name(struct spool_entry *);
+
+/* spool_set_host - maildir host part: hostname with '/' and ':' escaped */
+static void
+spool_set_host(struct spool *sp)
+{
+	char	name[64], *out = sp->host;
+	size_t	left = sizeof(sp->host) - 1;
+
+	if (gethostname(name, sizeof(name)) != 0)
+		strlcpy_s(name, "localhost", sizeof(name));
+	name[sizeof(name) - 1] = '\0';
+	for (const char *p = name; *p && left > 0; p++) {
+		const char *esc = *p == '/' ? "\\057" : *p == ':' ? "\\072" : NULL;
+
+		if (esc != NULL) {
+			if (left < 4)
+				break;
+			memcpy(out, esc, 4);
+			out += 4;
+			left -= 4;
+		} else {
+			*out++ = *p;
+			left--;
+		}
+	}
+	*out = '\0';
+}
+
+/* spool_mkdir - create a spool folder readable only by its owner */
+static int
+spool_mkdir(const char *path)
+{
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	return -1;
+}
+
+/* spool_open - name (and with create, make) the spool folders */
+int
+spool_open(struct spool *sp, const char *msgdir, bool create)
+{
+	struct stat	st;
+
+	memset(sp, 0, sizeof(*sp));
+	sp->trigger_wfd = -1;
+	sp->dir = xstrdup(msgdir);
+	sp->tmp = xasprintf("%s/tmp", msgdir);
+	sp->new = xasprintf("%s/new", msgdir);
+	sp->cur = xasprintf("%s/cur", msgdir);
+	sp->failed = xasprintf("%s/failed", msgdir);
+	sp->trigger = xasprintf("%s/trigger", msgdir);
+	spool_set_host(sp);
+	if (create) {
+		if (spool_mkdir(sp->dir) < 0 || spool_mkdir(sp->tmp) < 0 ||
+		    spool_mkdir(sp->new) < 0 || spool_mkdir(sp->cur) < 0 ||
+		    spool_mkdir(sp->failed) < 0)
+			return -1;
+		if (mkfifo(sp->trigger, 0600) < 0 && errno != EEXIST)
+			return -1;
+	}
+	if (stat(sp->new, &st) < 0 || stat(sp->cur, &st) < 0 ||
+	    stat(sp->tmp, &st) < 0 || stat(sp->failed, &st) < 0)
+		return -1;
+	return 0;
+}
+
+/* spool_close - release names and descriptors */
+void
+spool_close(struct spool *sp)
+{
+	if (sp->trigger_wfd >= 0)
+		close(sp->trigger_wfd);
+	free(sp->dir);
+	free(sp->tmp);
+	free(sp->new);
+	free(sp->cur);
+	free(sp->failed);
+	free(sp->trigger);
+	memset(sp, 0, sizeof(*sp));
+	sp->trigger_wfd = -1;
+}
+
+/* spool_create - open a new, exclusive file in tmp/ under a fresh queue ID */
+int
+spool_create(struct spool *sp, struct spool_msg *msg)
+{
+	struct timeval	 tv;
+	char		*path;
+
+	for (int tries = 0; tries < 100; tries++) {
+		gettimeofday(&tv, NULL);
+		snprintf(msg->id, sizeof(msg->id), "%lld.M%06ldP%ldQ%lu.%s",
+		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+		    ++sp->seq, sp->host);
+		path = xasprintf("%s/%s", sp->tmp, msg->id);
+		msg->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+		free(path);
+		if (msg->fd >= 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+/* spool_commit - make a received message durable and visible to the relay */
+int
+spool_commit(struct spool *sp, struct spool_msg *msg)
+{
+	char	*from, *to;
+	int	 rc = -1, saved;
+
+	from = xasprintf("%s/%s", sp->tmp, msg->id);
+	to = xasprintf("%s/%s", sp->new, msg->id);
+	if (fsync(msg->fd) < 0) {
+		saved = errno;
+		close(msg->fd);
+		goto fail_tmp;
+	}
+	if (close(msg->fd) < 0) {
+		saved = errno;
+		goto fail_tmp;
+	}
+	if (rename(from, to) < 0) {
+		saved = errno;
+		goto fail_tmp;
+	}
+	if (fsync_dir(sp->new) < 0) {
+		/*
+		 * The client will be told to try again, so the file must not
+		 * stay behind to be sent as well.  If the relay already took
+		 * it, a duplicate is possible, a loss is not.
+		 */
+		saved = errno;
+		unlink(to);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+fail_tmp:
+	unlink(from);
+out:
+	msg->fd = -1;
+	free(from);
+	free(to);
+	if (rc < 0)
+		errno = saved;
+	return rc;
+}
+
+/* spool_abort - drop a message that is not going to be accepted */
+void
+spool_abort(struct spool *sp, struct spool_msg *msg)
+{
+	char	*path = xasprintf("%s/%s", sp->tmp, msg->id);
+
+	if (msg->fd >= 0)
+		close(msg->fd);
+	msg->fd = -1;
+	unlink(path);
+	free(path);
+}
+
+/* spool_trigger - wake the relay; never blocks, and a sleeping relay is fine */
+void
+spool_trigger(struct spool *sp)
+{
+	static const char	byte = 'm';
+
+	if (sp->trigger_wfd < 0) {
+		sp->trigger_wfd = open(sp->trigger,
+		    O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (sp->trigger_wfd < 0)
+			return;		/* no relay listening: it scans on its own */
+	}
+	if (write(sp->trigger_wfd, &byte, 1) < 0 && errno != EAGAIN) {
+		/* The relay was restarted: reopen next time. */
+		close(sp->trigger_wfd);
+		sp->trigger_wfd = -1;
+	}
+}
+
+/* spool_clean_tmp - remove tmp/ left-overs older than maildir's 36 hours */
+int
+spool_clean_tmp(struct spool *sp, time_t now)
+{
+	DIR		*dir;
+	struct dirent	*de;
+	struct stat	 st;
+	int		 removed = 0;
+
+	if ((dir = opendir(sp->tmp)) == NULL)
+		return -1;
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (now - st.st_mtime > SPOOL_TMP_MAX_AGE &&
+		    unlinkat(dirfd(dir), de->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(dir);
+	return removed;
+}
+
+/* spool_trigger_fd - the relay's read end of the wake-up FIFO */
+int
+spool_trigger_fd(struct spool *sp)
+{
+	int	fd;
+
+	fd = open(sp->trigger, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/*
+	 * Hold a writer ourselves, so that the FIFO does not report hang-up
+	 * each time the last listener closes its end.
+	 */
+	if (sp->trigger_wfd < 0)
+		sp->trigger_wfd = open(sp->trigger,
+		    O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	return fd;
+}
+
+/* spool_parse_name - split a spool file name into queue ID and retry state */
+int
+spool_parse_name(const char *name, enum spool_state state,
+    struct spool_entry *e)
+{
+	const char	*info;
+	size_t		 idlen;
+	char		*end;
+
+	memset(e, 0, sizeof(*e));
+	e->state = state;
+	if (name[0] == '.' || strlen(name) >= sizeof(e->name))
+		return -1;
+	strlcpy_s(e->name, name, sizeof(e->name));
+	info = strstr(name, SPOOL_INFO_SEP);
+	idlen = info ? (size_t)(info - name) : strlen(name);
+	if (idlen == 0 || idlen >= sizeof(e->id))
+		return -1;
+	memcpy(e->id, name, idlen);
+	e->id[idlen] = '\0';
+	e->first_seen = (time_t)strtoll(e->id, &end, 10);
+	if (end == e->id || *end != '.')
+		return -1;
+	if (info == NULL)
+		return 0;
+	for (const char *p = info + strlen(SPOOL_INFO_SEP); *p; ) {
+		char		 key = *p++;
+		long long	 v = strtoll(p, &end, 10);
+
+		if (end == p)
+			return -1;
+		if (key == 'A')
+			e->attempts = (int)v;
+		else if (key == 'T')
+			e->next_attempt = (time_t)v;
+		p = end;
+		if (*p == ',')
+			p++;
+		else if (*p != '\0')
+			return -1;
+	}
+	return 0;
+}
+
+/* spool_entry_name - compose the cur/ name from ID and retry state */
+static void
+spool_entry_name(struct spool_entry *e)
+{
+	snprintf(e->name, sizeof(e->name), "%s" SPOOL_INFO_SEP "A%d,T%lld",
+	    e->id, e->attempts, (long long)e->next_attempt);
+}
+
+/* spool_scan_dir - call fn for the due entries of one folder */
+static int
+spool_scan_dir(struct spool *sp, enum spool_state state, time_t now,
+    spool_scan_fn fn, void *arg, time_t *next_due)
+{
+	DIR			*dir;
+	struct dirent		*de;
+	struct spool_entry	 e;
+	int			 rc = 0;
+
+	dir = opendir(state == SPOOL_NEW ? sp->new : sp->cur);
+	if (dir == NULL)
+		return -1;
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+			continue;
+		if (spool_parse_name(de->d_name, state, &e) < 0)
+			continue;
+		/* Not yet due: no further work at all for this file. */
+		if (e.next_attempt > now) {
+			if (*next_due == 0 || e.next_attempt < *next_due)
+				*next_due = e.next_attempt;
+			continue;
+		}
+		if ((rc = fn(&e, arg)) != 0)
+			break;
+	}
+	closedir(dir);
+	return rc;
+}
+
+/*
+ * spool_scan - visit new/ and the due part of cur/; fn returning non-zero
+ * stops.  *next_due gets the earliest attempt time still in the future
+ * (0 if none), so the relay can sleep exactly until then.
+ */
+int
+spool_scan(struct spool *sp, time_t now, spool_scan_fn fn, void *arg,
+    time_t *next_due)
+{
+	int	rc;
+
+	*next_due = 0;
+	rc = spool_scan_dir(sp, SPOOL_CUR, now, fn, arg, next_due);
+	if (rc == 0)
+		rc = spool_scan_dir(sp, SPOOL_NEW, now, fn, arg, next_due);
+	return rc < 0 ? -1 : 0;
+}
+
+/* spool_path - full path of an entry in its folder (caller frees) */
+char *
+spool_path(const struct spool *sp, const struct spool_entry *e)
+{
+	return xasprintf("%s/%s", e->state == SPOOL_NEW ? sp->new : sp->cur,
+	    e->name);
+}
+
+/* spool_claim - take ownership of a new/ message by moving it into cur/ */
+int
+spool_claim(struct spool *sp, struct spool_entry *e)
+{
+	struct spool_entry	 claimed = *e;
+	char			*from, *to;
+	int			 rc;
+
+	if (e->state == SPOOL_CUR)
+		return 0;
+	claimed.state = SPOOL_CUR;
+	spool_entry_name(&claimed);
+	from = spool_path(sp, e);
+	to = spool_path(sp, &claimed);
+	rc = rename(from, to);
+	free(from);
+	free(to);
+	if (rc == 0)
+		*e = claimed;
+	return rc;
+}
+
+/* spool_defer - record attempts and the next attempt time in the name */
+int
+spool_defer(struct spool *sp, struct spool_entry *e, int attempts,
+    time_t next)
+{
+	struct spool_entry	 moved = *e;
+	char			*from, *to;
+	int			 rc;
+
+	moved.attempts = attempts;
+	moved.next_attempt = next;
+	spool_entry_name(&moved);
+	from = spool_path(sp, e);
+	to = spool_path(sp, &moved);
+	rc = rename(from, to);
+	free(from);
+	free(to);
+	if (rc == 0)
+		*e = moved;
+	return rc;
+}
+
+/* spool_done - a delivered message leaves the spool */
+int
+spool_done(struct spool *sp, const struct spool_entry *e)
+{
+	char	*path = spool_path(sp, e);
+	int	 rc = unlink(path);
+
+	free(path);
+	return rc;
+}
+
+/* spool_fail - move to failed/, with the reason in "<ID>.reason" beside it */
+int
+spool_fail(struct spool *sp, const struct spool_entry *e, const char *reason)
+{
+	char	*from, *to, *why;
+	int	 fd, rc;
+
+	why = xasprintf("%s/%s.reason", sp->failed, e->id);
+	fd = open(why, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		(void)write_all(fd, reason, strlen(reason));
+		(void)write_all(fd, "\n", 1);
+		(void)fsync(fd);
+		close(fd);
+	}
+	free(why);
+	from = spool_path(sp, e);
+	to = xasprintf("%s/%s", sp->failed, e->id);
+	rc = rename(from, to);
+	free(from);
+	free(to);
+	if (rc == 0)
+		(void)fsync_dir(sp->failed);
+	return rc;
+}
+
+/* envelope_value - the address inside "<...>" after a header name */
+static char *
+envelope_value(const char *line, size_t prefix)
+{
+	const char	*v = line + prefix;
+	size_t		 len = strlen(v);
+
+	while (len > 0 && (v[len - 1] == '\n' || v[len - 1] == '\r'))
+		len--;
+	if (len >= 2 && v[0] == '<' && v[len - 1] == '>')
+		return xstrndup(v + 1, len - 2);
+	return xstrndup(v, len);
+}
+
+/* spool_envelope_read - parse the leading envelope lines of a spool file */
+int
+spool_envelope_read(int fd, struct envelope *env)
+{
+	FILE	*fp;
+	char	*line = NULL;
+	size_t	 cap = 0;
+	ssize_t	 n;
+	off_t	 offset = 0;
+	int	 dupfd;
+
+	memset(env, 0, sizeof(*env));
+	if ((dupfd = dup(fd)) < 0)
+		return -1;
+	if (lseek(dupfd, 0, SEEK_SET) < 0 || (fp = fdopen(dupfd, "r")) == NULL) {
+		close(dupfd);
+		return -1;
+	}
+	while ((n = getline(&line, &cap, fp)) > 0) {
+		if (strncmp(line, ENVELOPE_FROM_HEADER,
+		    strlen(ENVELOPE_FROM_HEADER)) == 0 && env->sender == NULL) {
+			env->sender = envelope_value(line,
+			    strlen(ENVELOPE_FROM_HEADER));
+		} else if (strncmp(line, ENVELOPE_TO_HEADER,
+		    strlen(ENVELOPE_TO_HEADER)) == 0) {
+			env->rcpts = xrealloc(env->rcpts,
+			    (env->nrcpts + 1) * sizeof(*env->rcpts));
+			env->rcpts[env->nrcpts++] = envelope_value(line,
+			    strlen(ENVELOPE_TO_HEADER));
+		} else
+			break;
+		offset += n;
+	}
+	free(line);
+	fclose(fp);
+	env->body_offset = offset;
+	if (env->sender == NULL || env->nrcpts == 0) {
+		spool_envelope_free(env);
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+/* spool_envelope_free - release a parsed envelope */
+void
+spool_envelope_free(struct envelope *env)
+{
+	for (size_t i = 0; i < env->nrcpts; i++)
+		free(env->rcpts[i]);
+	free(env->rcpts);
+	free(env->sender);
+	memset(env, 0, sizeof(*env));
+}
+
+/* copy_range - copy the rest of in (from offset) to out */
+static int
+copy_range(int in, off_t offset, int out)
+{
+	char	*buf = xmalloc(SPOOL_COPY_BUF);
+	ssize_t	 n;
+	int	 rc = 0;
+
+	while ((n = pread(in, buf, SPOOL_COPY_BUF, offset)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -1;
+			break;
+		}
+		if (write_all(out, buf, (size_t)n) < 0) {
+			rc = -1;
+			break;
+		}
+		offset += n;
+	}
+	free(buf);
+	return rc;
+}
+
+/*
+ * spool_rewrite_rcpts - replace a cur/ message by a copy whose envelope
+ * lists only the recipients still owed (keep[i] true).  The copy is made in
+ * tmp/, fsynced, and renamed over the original, so either version survives a
+ * crash, never neither.
+ */
+int
+spool_rewrite_rcpts(struct spool *sp, struct spool_entry *e,
+    const struct envelope *env, const bool *keep)
+{
+	struct spool_msg	 copy;
+	char			*src, *dst, *head;
+	int			 in, saved, rc = -1;
+
+	src = spool_path(sp, e);
+	if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0) {
+		free(src);
+		return -1;
+	}
+	if (spool_create(sp, &copy) < 0) {
+		saved = errno;
+		goto out;
+	}
+	head = xasprintf(ENVELOPE_FROM_HEADER "<%s>\r\n", env->sender);
+	rc = write_all(copy.fd, head, strlen(head)) < 0 ? -1 : 0;
+	free(head);
+	for (size_t i = 0; rc == 0 && i < env->nrcpts; i++) {
+		if (!keep[i])
+			continue;
+		head = xasprintf(ENVELOPE_TO_HEADER "<%s>\r\n", env->rcpts[i]);
+		rc = write_all(copy.fd, head, strlen(head)) < 0 ? -1 : 0;
+		free(head);
+	}
+	if (rc == 0)
+		rc = copy_range(in, env->body_offset, copy.fd);
+	if (rc == 0)
+		rc = fsync(copy.fd);
+	saved = errno;
+	close(copy.fd);
+	dst = xasprintf("%s/%s", sp->tmp, copy.id);
+	if (rc == 0)
+		rc = rename(dst, src);
+	if (rc < 0) {
+		saved = errno;
+		unlink(dst);
+	} else
+		(void)fsync_dir(sp->cur);
+	free(dst);
+out:
+	close(in);
+	free(src);
+	if (rc < 0)
+		errno = saved;
+	return rc;
+}

@@ -1,0 +1,119 @@
+/*
+ * spool - the maildir-style queue: the only module that names spool paths
+ * and renames spool files.
+ *
+ *   msgdir/tmp      messages being received (left-overs older than 36 h go)
+ *   msgdir/new      accepted, durable, not yet seen by the relay
+ *   msgdir/cur      claimed by the relay; retry state in the name's info part
+ *   msgdir/failed   permanently failed, each with a "<name>.reason" beside it
+ *   msgdir/trigger  FIFO: one byte written after each commit wakes the relay
+ *
+ * A message file begins with envelope lines we own, then our Received:
+ * line and the message as the client sent it (CRLF normalised):
+ *
+ *   X-Envelope-From: <sender>
+ *   X-Envelope-To: <rcpt>          (one per recipient still owed)
+ *   Received: ...
+ *
+ * Queue IDs follow maildir: <sec>.M<usec>P<pid>Q<n>.<host>.  In cur/ the
+ * name carries ":1,A<attempts>,T<next attempt>,S<first seen>".
+ *
+ * Writer side (listener):
+ *   spool_open(sp, msgdir, create)   open (and with create, make) the folders
+ *   spool_create(sp, msg)            new tmp/ file; msg->id, msg->fd
+ *   spool_commit(sp, msg)            fsync file, rename into new/, fsync new/;
+ *                                    on failure the tmp file is removed
+ *   spool_abort(sp, msg)             drop the tmp file
+ *   spool_trigger(sp)                wake the relay (never blocks)
+ *   spool_clean_tmp(sp, now)         remove tmp/ files older than 36 hours
+ *
+ * Relay side:
+ *   spool_trigger_fd(sp)             read end of the FIFO, non-blocking
+ *   spool_scan(sp, now, fn, arg, &next)  call fn for new/ files and due cur/
+ *                                    files; next: earliest future attempt
+ *   spool_claim(sp, entry)           new/ -> cur/ (atomic ownership)
+ *   spool_defer(sp, entry, attempts, next)  rename within cur/ with new state
+ *   spool_done(sp, entry)            delivered: unlink
+ *   spool_fail(sp, entry, reason)    move to failed/ with a reason file
+ *   spool_envelope_read(fd, env)     parse the leading envelope lines
+ *   spool_envelope_free(env)
+ *   spool_rewrite_rcpts(sp, entry, env, keep[])  keep only owed recipients
+ *
+ * Errors: -1 with errno set; nothing is logged here, callers decide.
+ */
+#ifndef SMTPPROXY_SPOOL_H
+#define SMTPPROXY_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define SPOOL_ID_MAX		256
+#define SPOOL_NAME_MAX		(SPOOL_ID_MAX + 64)
+#define SPOOL_TMP_MAX_AGE	(36 * 3600)
+#define SPOOL_ENVELOPE_LINE_MAX	1024
+
+#define ENVELOPE_FROM_HEADER	"X-Envelope-From: "
+#define ENVELOPE_TO_HEADER	"X-Envelope-To: "
+
+struct spool {
+	char	*dir;			/* msgdir, absolute */
+	char	*tmp, *new, *cur, *failed, *trigger;
+	int	 trigger_wfd;		/* writer end, opened lazily */
+	char	 host[64];		/* maildir host part */
+	unsigned long seq;		/* Q<n> counter of this process */
+};
+
+struct spool_msg {
+	char	 id[SPOOL_ID_MAX];
+	int	 fd;
+};
+
+enum spool_state {
+	SPOOL_NEW,			/* in new/, never tried */
+	SPOOL_CUR			/* in cur/, claimed */
+};
+
+struct spool_entry {
+	enum spool_state state;
+	char	 name[SPOOL_NAME_MAX];	/* file name in its folder */
+	char	 id[SPOOL_ID_MAX];	/* queue ID: name without the info part */
+	int	 attempts;
+	time_t	 next_attempt;		/* 0: due now */
+	time_t	 first_seen;		/* when it was queued (from the ID) */
+};
+
+struct envelope {
+	char	*sender;		/* "" for the null sender */
+	char	**rcpts;
+	size_t	 nrcpts;
+	off_t	 body_offset;		/* first byte after the envelope lines */
+};
+
+typedef int (*spool_scan_fn)(const struct spool_entry *, void *);
+
+int	 spool_open(struct spool *, const char *, bool);
+void	 spool_close(struct spool *);
+
+int	 spool_create(struct spool *, struct spool_msg *);
+int	 spool_commit(struct spool *, struct spool_msg *);
+void	 spool_abort(struct spool *, struct spool_msg *);
+void	 spool_trigger(struct spool *);
+int	 spool_clean_tmp(struct spool *, time_t);
+
+int	 spool_trigger_fd(struct spool *);
+int	 spool_scan(struct spool *, time_t, spool_scan_fn, void *, time_t *);
+int	 spool_claim(struct spool *, struct spool_entry *);
+int	 spool_defer(struct spool *, struct spool_entry *, int, time_t);
+int	 spool_done(struct spool *, const struct spool_entry *);
+int	 spool_fail(struct spool *, const struct spool_entry *, const char *);
+char	*spool_path(const struct spool *, const struct spool_entry *);
+int	 spool_parse_name(const char *, enum spool_state, struct spool_entry *);
+
+int	 spool_envelope_read(int, struct envelope *);
+void	 spool_envelope_free(struct envelope *);
+int	 spool_rewrite_rcpts(struct spool *, struct spool_entry *,
+	    const struct envelope *, const bool *);
+
+#endif

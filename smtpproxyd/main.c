@@ -1,0 +1,201 @@
+/*
+ * main - smtpproxyd's command line: read and check the configuration,
+ * prepare the spool, bind the listening sockets, daemonize, and hand over
+ * to the master.
+ *
+ *   smtpproxyd [-f] [-t] [-c FILE]   |   smtpproxyd -V   |   smtpproxyd -h
+ *
+ * Exit status: 0 ok, 1 configuration error, 2 usage, 3 cannot start.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "deliver.h"
+#include "log.h"
+#include "master.h"
+#include "spool.h"
+#include "util.h"
+#include "version.h"
+
+#define EXIT_CONFIG	1
+#define EXIT_USAGE	2
+#define EXIT_START	3
+
+/* usage - the short help, to stdout for -h and stderr for mistakes */
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: smtpproxyd [-f] [-t] [-c FILE]\n"
+	    "       smtpproxyd -V | -h\n"
+	    "  -c FILE  configuration file (default %s);\n"
+	    "           *.ini is read as INI, anything else as libconfig\n"
+	    "  -f       stay in the foreground and log to stderr\n"
+	    "  -t       check the configuration and exit\n"
+	    "  -V       print the version and exit\n"
+	    "  -h       print this help and exit\n",
+	    CONFIG_DEFAULT_PATH);
+}
+
+/* write_pidfile - record the master's pid; -1 if it cannot */
+static int
+write_pidfile(const char *path)
+{
+	char	buf[32];
+	int	fd, n;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write_all(fd, buf, (size_t)n) < 0) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* daemonize - detach from the terminal; the parent exits 0 */
+static int
+daemonize(void)
+{
+	pid_t	pid;
+	int	fd;
+
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -1;
+	if ((pid = fork()) < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") < 0)
+		return -1;
+	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return 0;
+}
+
+/* open_log - stderr in the foreground, else the log file or syslog */
+static int
+open_log(const struct config *cfg, bool foreground)
+{
+	log_set_level(cfg->loglevel);
+	if (foreground)
+		return log_open("smtpproxyd", LOG_TO_STDERR, NULL);
+	if (cfg->logfile != NULL)
+		return log_open("smtpproxyd", LOG_TO_FILE, cfg->logfile);
+	return log_open("smtpproxyd", LOG_TO_SYSLOG, NULL);
+}
+
+/* start - everything after the configuration is known to be good */
+static int
+start(struct config *cfg, bool foreground)
+{
+	struct spool	 spool;
+	int		*fds;
+	size_t		 nfds;
+	int		 rc;
+
+	if (spool_open(&spool, cfg->msgdir, true) < 0) {
+		log_error("cannot use spool %s: %s", cfg->msgdir,
+		    strerror(errno));
+		return EXIT_START;
+	}
+	if (master_listen(cfg, &fds, &nfds) < 0)
+		return EXIT_START;
+	deliver_global_init();
+	if (!foreground) {
+		if (daemonize() < 0) {
+			log_error("cannot daemonize: %s", strerror(errno));
+			return EXIT_START;
+		}
+		if (open_log(cfg, false) < 0) {
+			log_open("smtpproxyd", LOG_TO_SYSLOG, NULL);
+			log_error("cannot open log file %s: %s", cfg->logfile,
+			    strerror(errno));
+		}
+	}
+	if (cfg->pidfile != NULL && write_pidfile(cfg->pidfile) < 0)
+		log_warning("cannot write pidfile %s: %s", cfg->pidfile,
+		    strerror(errno));
+	log_info("smtpproxyd %s starting with %s", SMTPPROXY_VERSION,
+	    cfg->path);
+	rc = master_run(cfg, fds, nfds, &spool);
+	if (cfg->pidfile != NULL)
+		unlink(cfg->pidfile);
+	free(fds);
+	spool_close(&spool);
+	deliver_global_cleanup();
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char	*path = CONFIG_DEFAULT_PATH;
+	struct config	*cfg;
+	char		 err[1024];
+	bool		 foreground = false, test_only = false;
+	int		 ch, rc;
+
+	while ((ch = getopt(argc, argv, "c:fthV")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 't':
+			test_only = true;
+			break;
+		case 'V':
+			printf("smtpproxyd %s\n", SMTPPROXY_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	log_open("smtpproxyd", LOG_TO_STDERR, NULL);
+	if (config_load(path, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (test_only) {
+		printf("config OK\n");
+		config_free(cfg);
+		return 0;
+	}
+	if (open_log(cfg, foreground) < 0) {
+		fprintf(stderr, "smtpproxyd: cannot open log file %s: %s\n",
+		    cfg->logfile, strerror(errno));
+		config_free(cfg);
+		return EXIT_START;
+	}
+	rc = start(cfg, foreground);
+	return rc;
+}

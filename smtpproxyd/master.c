@@ -1,0 +1,455 @@
+/*
+ * master - supervision of listener children and the relay worker (see
+ * master.h).  The master never talks SMTP and never touches a message: it
+ * only forks, waits and signals, so it stays small and hard to crash.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "master.h"
+#include "netio.h"
+#include "relay.h"
+#include "session.h"
+#include "util.h"
+
+enum child_kind {
+	CHILD_LISTENER,
+	CHILD_RELAY
+};
+
+struct child {
+	pid_t		pid;
+	enum child_kind	kind;
+	unsigned	generation;
+	time_t		started;
+};
+
+struct master {
+	struct config	*cfg;
+	int		*fds;
+	size_t		 nfds;
+	struct spool	*spool;
+	struct child	*children;
+	size_t		 nchildren, cap;
+	unsigned	 generation;
+	int		 listeners_wanted;
+	int		 relay_wanted;
+	time_t		 respawn_at[2];		/* per kind: not before */
+	int		 backoff[2];		/* per kind: current delay */
+};
+
+static volatile sig_atomic_t	listener_stop;
+
+static pid_t	spawn(struct master *, enum child_kind);
+static void	listener_main(struct master *);
+static void	reap(struct master *);
+static void	top_up(struct master *);
+static void	reload(struct master *);
+static int	shutdown_children(struct master *);
+
+/* bind_one - one listening socket for one address */
+static int
+bind_one(const char *addr, int port)
+{
+	struct addrinfo	 hints, *res;
+	char		 portstr[16];
+	int		 fd, on = 1, rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	if ((rc = getaddrinfo(addr, portstr, &hints, &res)) != 0) {
+		log_error("listen address %s: %s", addr, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("socket for %s: %s", addr, strerror(errno));
+		freeaddrinfo(res);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (res->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+	    listen(fd, MASTER_LISTEN_BACKLOG) < 0 || set_nonblock(fd) < 0) {
+		log_error("cannot listen on %s port %d: %s", addr, port,
+		    strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* master_listen - bind every configured listen address */
+int
+master_listen(const struct config *cfg, int **fds, size_t *nfds)
+{
+	*fds = xcalloc(cfg->nlisten, sizeof(**fds));
+	*nfds = 0;
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		int	fd = bind_one(cfg->listen[i], cfg->port);
+
+		if (fd < 0) {
+			while (*nfds > 0)
+				close((*fds)[--*nfds]);
+			free(*fds);
+			*fds = NULL;
+			return -1;
+		}
+		(*fds)[(*nfds)++] = fd;
+		log_info("listening on %s port %d", cfg->listen[i], cfg->port);
+	}
+	return 0;
+}
+
+/* on_listener_term - finish the session in hand, then exit */
+static void
+on_listener_term(int sig)
+{
+	(void)sig;
+	listener_stop = 1;
+}
+
+/* child_signals - a fresh child's signal state */
+static void
+child_signals(void (*term)(int))
+{
+	struct sigaction	sa;
+	sigset_t		none;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = term != NULL ? term : SIG_DFL;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* client_address - numeric address of the peer */
+static void
+client_address(const struct sockaddr_storage *ss, socklen_t len, char *buf,
+    size_t size)
+{
+	if (getnameinfo((const struct sockaddr *)ss, len, buf, (socklen_t)size,
+	    NULL, 0, NI_NUMERICHOST) != 0)
+		strlcpy_s(buf, "unknown", size);
+}
+
+/* serve_one - accept one connection on a ready socket and run its session */
+static int
+serve_one(struct master *m, int lfd)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = sizeof(ss);
+	struct netio		*io;
+	char			ip[NI_MAXHOST];
+	int			fd;
+
+	fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR &&
+		    errno != ECONNABORTED)
+			log_warning("accept: %s", strerror(errno));
+		if (errno == EMFILE || errno == ENFILE)
+			sleep(1);	/* let descriptors come back */
+		return 0;
+	}
+	client_address(&ss, len, ip, sizeof(ip));
+	io = xmalloc(sizeof(*io));
+	netio_init(io, fd, m->cfg->timeout * 1000);
+	smtp_session_run(io, m->cfg, m->spool, ip);
+	free(io);
+	close(fd);
+	return 1;
+}
+
+/*
+ * listener_main - a listener child: accept and serve, one session at a time.
+ * SIGTERM is blocked except while waiting in ppoll(), so a stop request
+ * never interrupts a session and never slips in between the check of
+ * listener_stop and the wait.
+ */
+static void
+listener_main(struct master *m)
+{
+	struct pollfd	*pfd;
+	sigset_t	 block, waitmask;
+	int		 sessions = 0;
+
+	log_set_ident("smtpproxyd/listener");
+	child_signals(on_listener_term);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
+	pfd = xcalloc(m->nfds, sizeof(*pfd));
+	for (size_t i = 0; i < m->nfds; i++) {
+		pfd[i].fd = m->fds[i];
+		pfd[i].events = POLLIN;
+	}
+	while (!listener_stop) {
+		if (m->cfg->maxconnectionsperchild > 0 &&
+		    sessions >= m->cfg->maxconnectionsperchild)
+			break;		/* recycle: the master starts a fresh one */
+		if (ppoll(pfd, m->nfds, NULL, &waitmask) < 0)
+			continue;	/* EINTR: look at listener_stop */
+		for (size_t i = 0; i < m->nfds && !listener_stop; i++)
+			if (pfd[i].revents & POLLIN)
+				sessions += serve_one(m, m->fds[i]);
+	}
+	free(pfd);
+	_exit(0);
+}
+
+/* relay_child - the relay worker process */
+static void
+relay_child(struct master *m)
+{
+	for (size_t i = 0; i < m->nfds; i++)
+		close(m->fds[i]);	/* the relay never accepts */
+	child_signals(NULL);
+	_exit(relay_main(m->cfg, m->spool));
+}
+
+/* spawn - fork one child of a kind */
+static pid_t
+spawn(struct master *m, enum child_kind kind)
+{
+	pid_t	pid = fork();
+
+	if (pid < 0) {
+		log_error("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		if (kind == CHILD_LISTENER)
+			listener_main(m);
+		relay_child(m);
+	}
+	if (m->nchildren == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 16;
+		m->children = xrealloc(m->children,
+		    m->cap * sizeof(*m->children));
+	}
+	m->children[m->nchildren++] = (struct child){ pid, kind,
+	    m->generation, time(NULL) };
+	return pid;
+}
+
+/* count_current - children of this generation and kind */
+static int
+count_current(const struct master *m, enum child_kind kind)
+{
+	int	n = 0;
+
+	for (size_t i = 0; i < m->nchildren; i++)
+		if (m->children[i].kind == kind &&
+		    m->children[i].generation == m->generation)
+			n++;
+	return n;
+}
+
+/* top_up - start children until the wanted numbers run, respecting back-off */
+static void
+top_up(struct master *m)
+{
+	time_t	now = time(NULL);
+
+	if (now >= m->respawn_at[CHILD_RELAY])
+		while (count_current(m, CHILD_RELAY) < m->relay_wanted &&
+		    spawn(m, CHILD_RELAY) > 0)
+			;
+	if (now >= m->respawn_at[CHILD_LISTENER])
+		while (count_current(m, CHILD_LISTENER) < m->listeners_wanted &&
+		    spawn(m, CHILD_LISTENER) > 0)
+			;
+}
+
+/* child_died - log a death and decide the back-off for its kind */
+static void
+child_died(struct master *m, const struct child *c, int status)
+{
+	const char	*what = c->kind == CHILD_RELAY ? "relay" : "listener";
+	time_t		 now = time(NULL);
+	int		 k = c->kind;
+
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		log_debug("%s %ld exited", what, (long)c->pid);
+		return;
+	}
+	if (WIFSIGNALED(status))
+		log_error("%s %ld killed by signal %d", what, (long)c->pid,
+		    WTERMSIG(status));
+	else
+		log_error("%s %ld exited with status %d", what, (long)c->pid,
+		    WEXITSTATUS(status));
+	if (c->generation != m->generation)
+		return;
+	if (now - c->started < MASTER_QUICK_DEATH) {
+		m->backoff[k] = m->backoff[k] ? m->backoff[k] * 2 : 1;
+		if (m->backoff[k] > MASTER_RESPAWN_MAX)
+			m->backoff[k] = MASTER_RESPAWN_MAX;
+		m->respawn_at[k] = now + m->backoff[k];
+		log_warning("%s keeps dying; next start in %d s", what,
+		    m->backoff[k]);
+	} else
+		m->backoff[k] = 0;
+}
+
+/* reap - collect dead children */
+static void
+reap(struct master *m)
+{
+	pid_t	pid;
+	int	status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < m->nchildren; i++) {
+			if (m->children[i].pid != pid)
+				continue;
+			child_died(m, &m->children[i], status);
+			m->children[i] = m->children[--m->nchildren];
+			break;
+		}
+	}
+}
+
+/* signal_children - send a signal to every child of a kind (or all) */
+static void
+signal_children(struct master *m, int sig, int kind)
+{
+	for (size_t i = 0; i < m->nchildren; i++)
+		if (kind < 0 || m->children[i].kind == (enum child_kind)kind)
+			kill(m->children[i].pid, sig);
+}
+
+/* reload - SIGHUP: a valid new config replaces children; a bad one is refused */
+static void
+reload(struct master *m)
+{
+	struct config	*next;
+	char		 err[1024];
+
+	if (config_load(m->cfg->path, &next, err, sizeof(err)) < 0) {
+		log_error("reload refused, keeping the running config: %s", err);
+		return;
+	}
+	if (next->port != m->cfg->port || next->nlisten != m->cfg->nlisten)
+		log_warning("reload: listen/port changes need a restart");
+	if (strcmp(next->msgdir, m->cfg->msgdir) != 0)
+		log_warning("reload: msgdir changes need a restart");
+	log_set_level(next->loglevel);
+	/* Sockets and spool stay; the old children finish on the old config. */
+	free(next->msgdir);
+	next->msgdir = xstrdup(m->cfg->msgdir);
+	config_free(m->cfg);
+	m->cfg = next;
+	signal_children(m, SIGTERM, -1);
+	m->generation++;
+	m->respawn_at[0] = m->respawn_at[1] = 0;
+	m->backoff[0] = m->backoff[1] = 0;
+	top_up(m);
+	log_info("configuration reloaded from %s", m->cfg->path);
+}
+
+/* shutdown_children - stop everything, waiting a bounded time */
+static int
+shutdown_children(struct master *m)
+{
+	time_t	deadline = time(NULL) + MASTER_STOP_GRACE;
+
+	for (size_t i = 0; i < m->nfds; i++)
+		close(m->fds[i]);
+	signal_children(m, SIGTERM, -1);
+	while (m->nchildren > 0 && time(NULL) < deadline) {
+		reap(m);
+		if (m->nchildren > 0)
+			usleep(50 * 1000);
+	}
+	if (m->nchildren > 0) {
+		log_warning("%zu children still busy after %d s; killing them",
+		    m->nchildren, MASTER_STOP_GRACE);
+		signal_children(m, SIGKILL, -1);
+		while (m->nchildren > 0 && waitpid(-1, NULL, 0) > 0)
+			reap(m);
+	}
+	return 0;
+}
+
+/* master_run - supervise until told to stop */
+int
+master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp)
+{
+	struct master	 m;
+	sigset_t	 set;
+	siginfo_t	 info;
+	struct timespec	 tick = { 1, 0 };
+	int		 sig;
+
+	memset(&m, 0, sizeof(m));
+	m.cfg = cfg;
+	m.fds = fds;
+	m.nfds = nfds;
+	m.spool = sp;
+	m.listeners_wanted = cfg->processes;
+	m.relay_wanted = 1;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	top_up(&m);
+	log_info("started: %d listeners, 1 relay", m.listeners_wanted);
+	for (;;) {
+		sig = sigtimedwait(&set, &info, &tick);
+		switch (sig) {
+		case SIGTERM:
+		case SIGINT:
+			log_info("stopping on signal %d", sig);
+			shutdown_children(&m);
+			free(m.children);
+			log_info("stopped");
+			return 0;
+		case SIGHUP:
+			reload(&m);
+			m.listeners_wanted = m.cfg->processes;
+			break;
+		case SIGUSR1:
+			signal_children(&m, SIGUSR1, CHILD_RELAY);
+			break;
+		default:
+			break;
+		}
+		reap(&m);
+		top_up(&m);
+	}
+}

@@ -1,0 +1,383 @@
+/*
+ * session - SMTP server state machine (see session.h).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "address.h"
+#include "data.h"
+#include "log.h"
+#include "session.h"
+#include "smtpcmd.h"
+#include "util.h"
+
+#define SMTP_HELO_MAX	255
+#define SMTP_DATE_MAX	64
+
+enum session_state {
+	STATE_CONNECTED,	/* greeting sent, no HELO/EHLO yet */
+	STATE_GREETED,		/* ready for MAIL */
+	STATE_MAIL,		/* sender given */
+	STATE_RCPT		/* at least one recipient */
+};
+
+enum session_next {
+	NEXT_CONTINUE,
+	NEXT_CLOSE
+};
+
+struct session {
+	struct netio		*io;
+	const struct config	*cfg;
+	struct spool		*spool;
+	const char		*client_ip;
+	enum session_state	 state;
+	char			 helo[SMTP_HELO_MAX + 1];
+	bool			 esmtp;
+	char			 sender[ADDRESS_MAX];
+	char			**rcpts;
+	size_t			 nrcpts;
+	int			 errors;
+	int			 accepted;
+};
+
+static void	reply(struct session *, int, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static enum session_next session_command(struct session *, char *, size_t);
+static enum session_next cmd_helo(struct session *, const struct smtp_cmd *);
+static enum session_next cmd_mail(struct session *, const struct smtp_cmd *);
+static enum session_next cmd_rcpt(struct session *, const struct smtp_cmd *);
+static enum session_next cmd_data(struct session *);
+static void	transaction_reset(struct session *);
+static enum session_next bad_command(struct session *, int, const char *);
+
+/* reply - the one place replies are built: "code text" plus CRLF */
+static void
+reply(struct session *s, int code, const char *fmt, ...)
+{
+	char	text[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	netio_printf(s->io, "%d %s\r\n", code, text);
+}
+
+/* transaction_reset - forget sender and recipients */
+static void
+transaction_reset(struct session *s)
+{
+	for (size_t i = 0; i < s->nrcpts; i++)
+		free(s->rcpts[i]);
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpts = 0;
+	s->sender[0] = '\0';
+	if (s->state != STATE_CONNECTED)
+		s->state = STATE_GREETED;
+}
+
+/* bad_command - reply with an error and count it; too many closes */
+static enum session_next
+bad_command(struct session *s, int code, const char *text)
+{
+	if (++s->errors >= SMTP_MAX_ERRORS) {
+		reply(s, 421, "4.7.0 %s Error: too many errors", s->cfg->hostname);
+		log_info("too many errors from %s, closing", s->client_ip);
+		return NEXT_CLOSE;
+	}
+	reply(s, code, "%s", text);
+	return NEXT_CONTINUE;
+}
+
+/* copy_helo - keep the client's HELO name, printable and bounded */
+static void
+copy_helo(struct session *s, const char *arg)
+{
+	size_t	i;
+
+	for (i = 0; arg[i] != '\0' && arg[i] != ' ' && i < SMTP_HELO_MAX; i++) {
+		unsigned char	c = (unsigned char)arg[i];
+
+		s->helo[i] = c > 32 && c < 127 ? (char)c : '?';
+	}
+	s->helo[i] = '\0';
+}
+
+/* cmd_helo - HELO and EHLO: name ourselves and list extensions */
+static enum session_next
+cmd_helo(struct session *s, const struct smtp_cmd *cmd)
+{
+	transaction_reset(s);
+	copy_helo(s, cmd->arg);
+	s->esmtp = cmd->verb == CMD_EHLO;
+	s->state = STATE_GREETED;
+	if (!s->esmtp) {
+		reply(s, 250, "%s", s->cfg->hostname);
+		return NEXT_CONTINUE;
+	}
+	netio_printf(s->io, "250-%s\r\n", s->cfg->hostname);
+	netio_printf(s->io, "250-PIPELINING\r\n");
+	netio_printf(s->io, "250-SIZE %ld\r\n", s->cfg->maxmessagesize);
+	netio_printf(s->io, "250-8BITMIME\r\n");
+	netio_printf(s->io, "250-ENHANCEDSTATUSCODES\r\n");
+	netio_printf(s->io, "250 HELP\r\n");
+	return NEXT_CONTINUE;
+}
+
+/* cmd_mail - MAIL FROM: a sender must have an account to relay through */
+static enum session_next
+cmd_mail(struct session *s, const struct smtp_cmd *cmd)
+{
+	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
+		return bad_command(s, 503, "5.5.1 Error: nested MAIL command");
+	if (cmd->size >= 0 && s->cfg->maxmessagesize > 0 &&
+	    cmd->size > s->cfg->maxmessagesize) {
+		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
+		return NEXT_CONTINUE;
+	}
+	if (account_lookup(s->cfg, cmd->path) == NULL) {
+		log_info("refused sender <%s> from %s: no account",
+		    cmd->path, s->client_ip);
+		reply(s, 550, "5.7.1 <%s>: Sender address has no relay account here",
+		    cmd->path);
+		return NEXT_CONTINUE;
+	}
+	strlcpy_s(s->sender, cmd->path, sizeof(s->sender));
+	s->state = STATE_MAIL;
+	reply(s, 250, "2.1.0 Ok");
+	return NEXT_CONTINUE;
+}
+
+/* cmd_rcpt - RCPT TO: collect a recipient */
+static enum session_next
+cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
+{
+	if (s->state != STATE_MAIL && s->state != STATE_RCPT)
+		return bad_command(s, 503, "5.5.1 Error: need MAIL command");
+	if (s->cfg->maxrecipients > 0 &&
+	    s->nrcpts >= (size_t)s->cfg->maxrecipients) {
+		reply(s, 452, "4.5.3 Error: too many recipients");
+		return NEXT_CONTINUE;
+	}
+	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
+	s->rcpts[s->nrcpts++] = xstrdup(cmd->path);
+	s->state = STATE_RCPT;
+	reply(s, 250, "2.1.5 Ok");
+	return NEXT_CONTINUE;
+}
+
+/* rfc5322_date - the current time as an RFC 5322 date */
+static void
+rfc5322_date(char *buf, size_t size)
+{
+	time_t		now = time(NULL);
+	struct tm	tm;
+
+	localtime_r(&now, &tm);
+	strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+/* build_prefix - envelope lines and our Received: line */
+static char *
+build_prefix(struct session *s, const char *id, const char *date)
+{
+	char	*p, *next;
+
+	p = xasprintf(ENVELOPE_FROM_HEADER "<%s>\r\n", s->sender);
+	for (size_t i = 0; i < s->nrcpts; i++) {
+		next = xasprintf("%s" ENVELOPE_TO_HEADER "<%s>\r\n", p,
+		    s->rcpts[i]);
+		free(p);
+		p = next;
+	}
+	next = xasprintf("%sReceived: from %s (%s)\r\n"
+	    "\tby %s (smtpproxy) with %s id %s%s%s%s;\r\n\t%s\r\n",
+	    p, s->helo[0] ? s->helo : "unknown", s->client_ip, s->cfg->hostname,
+	    s->esmtp ? "ESMTP" : "SMTP", id,
+	    s->nrcpts == 1 ? "\r\n\tfor <" : "",
+	    s->nrcpts == 1 ? s->rcpts[0] : "",
+	    s->nrcpts == 1 ? ">" : "", date);
+	free(p);
+	return next;
+}
+
+/* message_id_for - "<sec.MusecPpidQn@hostname>": the queue ID without its host */
+static char *
+message_id_for(const struct session *s, const char *id)
+{
+	const char	*dot = strchr(id, '.');
+	const char	*end = dot ? strchr(dot + 1, '.') : NULL;
+	int		 len = end ? (int)(end - id) : (int)strlen(id);
+
+	return xasprintf("<%.*s@%s>", len, id, s->cfg->hostname);
+}
+
+/* disk_reply - the reply for a spool write failure */
+static void
+disk_reply(struct session *s, int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		reply(s, 452, "4.3.1 Insufficient system storage");
+	else
+		reply(s, 451, "4.3.0 Error: queue file write error");
+}
+
+/* cmd_data - receive the content, commit it, then and only then 250 */
+static enum session_next
+cmd_data(struct session *s)
+{
+	struct spool_msg	msg;
+	struct data_params	params;
+	struct data_result	result;
+	char			date[SMTP_DATE_MAX], *prefix, *msgid;
+
+	if (s->state == STATE_MAIL)
+		return bad_command(s, 554, "5.5.1 Error: no valid recipients");
+	if (s->state != STATE_RCPT)
+		return bad_command(s, 503, "5.5.1 Error: need RCPT command");
+	if (spool_create(s->spool, &msg) < 0) {
+		log_error("cannot create queue file in %s: %s",
+		    s->spool->tmp, strerror(errno));
+		disk_reply(s, errno);
+		return NEXT_CONTINUE;
+	}
+	reply(s, 354, "End data with <CR><LF>.<CR><LF>");
+	rfc5322_date(date, sizeof(date));
+	prefix = build_prefix(s, msg.id, date);
+	msgid = message_id_for(s, msg.id);
+	params.prefix = prefix;
+	params.message_id = msgid;
+	params.date = date;
+	params.max_size = s->cfg->maxmessagesize;
+	data_receive(s->io, msg.fd, &params, &result);
+	free(prefix);
+	free(msgid);
+	switch (result.outcome) {
+	case DATA_NETWORK:
+		spool_abort(s->spool, &msg);
+		log_info("%s: lost connection with %s during DATA", msg.id,
+		    s->client_ip);
+		return NEXT_CLOSE;
+	case DATA_TOO_BIG:
+		spool_abort(s->spool, &msg);
+		log_info("%s: refused from %s: message too big (> %ld bytes)",
+		    msg.id, s->client_ip, s->cfg->maxmessagesize);
+		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
+		break;
+	case DATA_DISK_ERROR:
+		spool_abort(s->spool, &msg);
+		log_error("%s: queue file write error: %s", msg.id,
+		    strerror(result.write_errno));
+		disk_reply(s, result.write_errno);
+		break;
+	case DATA_OK:
+		if (spool_commit(s->spool, &msg) < 0) {
+			log_error("%s: cannot commit queue file: %s", msg.id,
+			    strerror(errno));
+			disk_reply(s, errno);
+			break;
+		}
+		spool_trigger(s->spool);
+		s->accepted++;
+		log_info("%s: accepted from=<%s> nrcpt=%zu size=%lld client=%s",
+		    msg.id, s->sender, s->nrcpts, result.size, s->client_ip);
+		reply(s, 250, "2.0.0 Ok: queued as %s", msg.id);
+		break;
+	}
+	transaction_reset(s);
+	return NEXT_CONTINUE;
+}
+
+/* session_command - dispatch one command line in the current state */
+static enum session_next
+session_command(struct session *s, char *line, size_t len)
+{
+	struct smtp_cmd	cmd;
+	int		code;
+
+	if ((code = smtpcmd_parse(line, len, &cmd)) != 0)
+		return bad_command(s, code, cmd.error);
+	switch (cmd.verb) {
+	case CMD_HELO:
+	case CMD_EHLO:
+		return cmd_helo(s, &cmd);
+	case CMD_MAIL:
+		return cmd_mail(s, &cmd);
+	case CMD_RCPT:
+		return cmd_rcpt(s, &cmd);
+	case CMD_DATA:
+		return cmd_data(s);
+	case CMD_RSET:
+		transaction_reset(s);
+		reply(s, 250, "2.0.0 Ok");
+		return NEXT_CONTINUE;
+	case CMD_NOOP:
+		reply(s, 250, "2.0.0 Ok");
+		return NEXT_CONTINUE;
+	case CMD_QUIT:
+		reply(s, 221, "2.0.0 Bye");
+		return NEXT_CLOSE;
+	case CMD_VRFY:
+		reply(s, 252, "2.5.2 Cannot VRFY user, but will accept message");
+		return NEXT_CONTINUE;
+	case CMD_EXPN:
+		return bad_command(s, 502, "5.5.1 Error: command not implemented");
+	case CMD_HELP:
+		reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+		return NEXT_CONTINUE;
+	case CMD_STARTTLS:
+	case CMD_AUTH:
+		return bad_command(s, 502, "5.5.1 Error: command not implemented");
+	case CMD_UNKNOWN:
+		break;
+	}
+	return bad_command(s, 500, "5.5.2 Error: command not recognized");
+}
+
+/* smtp_session_run - serve one client until it leaves */
+int
+smtp_session_run(struct netio *io, const struct config *cfg,
+    struct spool *spool, const char *client_ip)
+{
+	struct session	s;
+	char		*line;
+	size_t		 len;
+	int		 rc;
+
+	memset(&s, 0, sizeof(s));
+	s.io = io;
+	s.cfg = cfg;
+	s.spool = spool;
+	s.client_ip = client_ip;
+	s.state = STATE_CONNECTED;
+	reply(&s, 220, "%s ESMTP smtpproxy", cfg->hostname);
+	for (;;) {
+		rc = netio_read_line(io, &line, &len, SMTP_COMMAND_LINE_MAX);
+		if (rc == NETIO_TOOLONG) {
+			if (bad_command(&s, 500, "5.5.2 Error: line too long") ==
+			    NEXT_CLOSE)
+				break;
+			continue;
+		}
+		if (rc == NETIO_TIMEOUT) {
+			reply(&s, 421, "4.4.2 %s Error: timeout exceeded",
+			    cfg->hostname);
+			log_info("timeout after %d s with %s", cfg->timeout,
+			    client_ip);
+			break;
+		}
+		if (rc != NETIO_OK)
+			break;
+		if (session_command(&s, line, len) == NEXT_CLOSE)
+			break;
+	}
+	netio_flush(io);
+	transaction_reset(&s);
+	return s.accepted;
+}
