@@ -412,7 +412,7 @@ int
 relay_main(const struct config *cfg, struct spool *sp)
 {
 	int	trigger_fd;
-	time_t	next_due;
+	time_t	next_due, last_clean = 0;
 
 	log_set_ident("smtpproxyd/relay");
 	relay_signals();
@@ -421,6 +421,14 @@ relay_main(const struct config *cfg, struct spool *sp)
 		    sp->trigger, strerror(errno), cfg->sleeptime);
 	log_info("relay started");
 	while (!relay_stop) {
+		if (time(NULL) - last_clean >= RELAY_CLEAN_INTERVAL) {
+			int	n = spool_clean_tmp(sp, time(NULL));
+
+			if (n > 0)
+				log_info("removed %d stale files from %s", n,
+				    sp->tmp);
+			last_clean = time(NULL);
+		}
 		if (relay_pass(cfg, sp, &next_due))
 			continue;	/* more is waiting: no sleep */
 		if (!relay_stop && !relay_flush)

@@ -7,7 +7,8 @@
  *        due messages, look up each sender's account at send time, deliver
  *        them in batches per account (one upstream session each), then
  *        unlink, defer with back-off, or fail each message.  SIGUSR1 makes
- *        every deferred message due at once (flush).  Returns the exit
+ *        every deferred message due at once (flush).  Once an hour it
+ *        removes tmp/ files left by crashed listeners.  Returns the exit
  *        status for the process.
  */
 #ifndef SMTPPROXY_RELAY_H
@@ -18,6 +19,7 @@
 
 #define RELAY_BATCH_MAX		100	/* messages per upstream session */
 #define RELAY_SCAN_MAX		1000	/* messages taken per pass */
+#define RELAY_CLEAN_INTERVAL	3600	/* seconds between tmp/ clean-ups */
 
 int	relay_main(const struct config *, struct spool *);
 

@@ -21,7 +21,9 @@
 #include "log.h"
 #include "master.h"
 #include "netio.h"
+#include "netmatch.h"
 #include "relay.h"
+#include "scoreboard.h"
 #include "session.h"
 #include "util.h"
 
@@ -35,6 +37,7 @@ struct child {
 	enum child_kind	kind;
 	unsigned	generation;
 	time_t		started;
+	int		slot;		/* scoreboard slot of a listener, else -1 */
 };
 
 struct master {
@@ -45,8 +48,12 @@ struct master {
 	struct child	*children;
 	size_t		 nchildren, cap;
 	unsigned	 generation;
-	int		 listeners_wanted;
 	int		 relay_wanted;
+	struct scoreboard sb;
+	int		 my_slot;		/* in a listener child: its slot */
+	pid_t		 master_pid;
+	struct netmatch	*allow;			/* client networks */
+	size_t		 nallow;
 	time_t		 respawn_at[2];		/* per kind: not before */
 	int		 backoff[2];		/* per kind: current delay */
 };
@@ -54,6 +61,7 @@ struct master {
 static volatile sig_atomic_t	listener_stop;
 
 static pid_t	spawn(struct master *, enum child_kind);
+static void	pool_adjust(struct master *);
 static void	listener_main(struct master *);
 static void	reap(struct master *);
 static void	top_up(struct master *);
@@ -178,7 +186,19 @@ serve_one(struct master *m, int lfd)
 			sleep(1);	/* let descriptors come back */
 		return 0;
 	}
+	scoreboard_set(&m->sb, m->my_slot, SLOT_BUSY);
+	if (scoreboard_count(&m->sb, SLOT_IDLE) == 0 &&
+	    getppid() == m->master_pid)
+		kill(m->master_pid, SIGUSR2);	/* the master may grow the pool */
 	client_address(&ss, len, ip, sizeof(ip));
+	if (!netmatch_any(m->allow, m->nallow, (struct sockaddr *)&ss)) {
+		static const char refuse[] = "554 5.7.1 Access denied\r\n";
+
+		log_warning("refused connection from %s: not in allow", ip);
+		(void)!write(fd, refuse, sizeof(refuse) - 1);
+		close(fd);
+		return 0;
+	}
 	io = xmalloc(sizeof(*io));
 	netio_init(io, fd, m->cfg->timeout * 1000);
 	smtp_session_run(io, m->cfg, m->spool, ip);
@@ -217,6 +237,7 @@ listener_main(struct master *m)
 		if (m->cfg->maxconnectionsperchild > 0 &&
 		    sessions >= m->cfg->maxconnectionsperchild)
 			break;		/* recycle: the master starts a fresh one */
+		scoreboard_set(&m->sb, m->my_slot, SLOT_IDLE);
 		if (ppoll(pfd, m->nfds, NULL, &waitmask) < 0)
 			continue;	/* EINTR: look at listener_stop */
 		for (size_t i = 0; i < m->nfds && !listener_stop; i++)
@@ -241,24 +262,32 @@ relay_child(struct master *m)
 static pid_t
 spawn(struct master *m, enum child_kind kind)
 {
-	pid_t	pid = fork();
+	int	slot = -1;
+	pid_t	pid;
 
-	if (pid < 0) {
+	if (kind == CHILD_LISTENER &&
+	    (slot = scoreboard_claim(&m->sb, 0)) < 0)
+		return -1;
+	if ((pid = fork()) < 0) {
 		log_error("fork: %s", strerror(errno));
+		scoreboard_release(&m->sb, slot);
 		return -1;
 	}
 	if (pid == 0) {
+		m->my_slot = slot;
 		if (kind == CHILD_LISTENER)
 			listener_main(m);
 		relay_child(m);
 	}
+	if (slot >= 0)
+		scoreboard_assign(&m->sb, slot, pid);
 	if (m->nchildren == m->cap) {
 		m->cap = m->cap ? m->cap * 2 : 16;
 		m->children = xrealloc(m->children,
 		    m->cap * sizeof(*m->children));
 	}
 	m->children[m->nchildren++] = (struct child){ pid, kind,
-	    m->generation, time(NULL) };
+	    m->generation, time(NULL), slot };
 	return pid;
 }
 
@@ -286,7 +315,7 @@ top_up(struct master *m)
 		    spawn(m, CHILD_RELAY) > 0)
 			;
 	if (now >= m->respawn_at[CHILD_LISTENER])
-		while (count_current(m, CHILD_LISTENER) < m->listeners_wanted &&
+		while (count_current(m, CHILD_LISTENER) < m->cfg->processes &&
 		    spawn(m, CHILD_LISTENER) > 0)
 			;
 }
@@ -334,6 +363,7 @@ reap(struct master *m)
 			if (m->children[i].pid != pid)
 				continue;
 			child_died(m, &m->children[i], status);
+			scoreboard_release(&m->sb, m->children[i].slot);
 			m->children[i] = m->children[--m->nchildren];
 			break;
 		}
@@ -347,6 +377,56 @@ signal_children(struct master *m, int sig, int kind)
 	for (size_t i = 0; i < m->nchildren; i++)
 		if (kind < 0 || m->children[i].kind == (enum child_kind)kind)
 			kill(m->children[i].pid, sig);
+}
+
+/*
+ * pool_adjust - grow while no listener is idle (up to maxprocesses), shrink
+ * one child at a time after it idled POOL_SHRINK_IDLE seconds (down to
+ * processes).  Growth is prompt: a child that takes the last idle place
+ * wakes the master with SIGUSR2.
+ */
+static void
+pool_adjust(struct master *m)
+{
+	int	running = count_current(m, CHILD_LISTENER), slot;
+	int	ready = scoreboard_count(&m->sb, SLOT_IDLE) +
+	    scoreboard_count(&m->sb, SLOT_STARTING);
+
+	if (ready == 0 && running < m->cfg->maxprocesses &&
+	    time(NULL) >= m->respawn_at[CHILD_LISTENER]) {
+		if (spawn(m, CHILD_LISTENER) > 0)
+			log_debug("pool grown to %d listeners", running + 1);
+		return;
+	}
+	if (running <= m->cfg->processes ||
+	    scoreboard_longest_idle(&m->sb, time(NULL), &slot) <
+	    POOL_SHRINK_IDLE)
+		return;
+	for (size_t i = 0; i < m->nchildren; i++) {
+		if (m->children[i].slot != slot)
+			continue;
+		kill(m->children[i].pid, SIGTERM);
+		/* Not idle any more as far as growing is concerned. */
+		scoreboard_set(&m->sb, slot, SLOT_STARTING);
+		log_debug("pool shrinking to %d listeners", running - 1);
+		break;
+	}
+}
+
+/* parse_allow - the allow= networks; the config module has checked them */
+static void
+parse_allow(struct master *m)
+{
+	free(m->allow);
+	m->allow = xcalloc(m->cfg->nallow, sizeof(*m->allow));
+	m->nallow = 0;
+	for (size_t i = 0; i < m->cfg->nallow; i++) {
+		if (netmatch_parse(m->cfg->allow[i], &m->allow[m->nallow]) < 0)
+			log_error("allow: '%s' is not a network, ignored",
+			    m->cfg->allow[i]);
+		else
+			m->nallow++;
+	}
 }
 
 /* reload - SIGHUP: a valid new config replaces children; a bad one is refused */
@@ -368,8 +448,14 @@ reload(struct master *m)
 	/* Sockets and spool stay; the old children finish on the old config. */
 	free(next->msgdir);
 	next->msgdir = xstrdup(m->cfg->msgdir);
+	if (next->maxprocesses * 2 > m->sb.nslots) {
+		log_warning("reload: maxprocesses above %d needs a restart",
+		    m->sb.nslots / 2);
+		next->maxprocesses = m->sb.nslots / 2;
+	}
 	config_free(m->cfg);
 	m->cfg = next;
+	parse_allow(m);
 	signal_children(m, SIGTERM, -1);
 	m->generation++;
 	m->respawn_at[0] = m->respawn_at[1] = 0;
@@ -417,18 +503,27 @@ master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp)
 	m.fds = fds;
 	m.nfds = nfds;
 	m.spool = sp;
-	m.listeners_wanted = cfg->processes;
 	m.relay_wanted = 1;
+	m.my_slot = -1;
+	m.master_pid = getpid();
+	/* Twice the pool: old children finish while new ones start on reload. */
+	if (scoreboard_create(&m.sb, 2 * cfg->maxprocesses) < 0) {
+		log_error("cannot create scoreboard: %s", strerror(errno));
+		return 3;
+	}
+	parse_allow(&m);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	top_up(&m);
-	log_info("started: %d listeners, 1 relay", m.listeners_wanted);
+	log_info("started: %d listeners (up to %d), 1 relay", cfg->processes,
+	    cfg->maxprocesses);
 	for (;;) {
 		sig = sigtimedwait(&set, &info, &tick);
 		switch (sig) {
@@ -437,11 +532,12 @@ master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp)
 			log_info("stopping on signal %d", sig);
 			shutdown_children(&m);
 			free(m.children);
+			free(m.allow);
+			scoreboard_destroy(&m.sb);
 			log_info("stopped");
 			return 0;
 		case SIGHUP:
 			reload(&m);
-			m.listeners_wanted = m.cfg->processes;
 			break;
 		case SIGUSR1:
 			signal_children(&m, SIGUSR1, CHILD_RELAY);
@@ -451,5 +547,6 @@ master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp)
 		}
 		reap(&m);
 		top_up(&m);
+		pool_adjust(&m);
 	}
 }

@@ -13,7 +13,8 @@
  * SIGTERM/SIGINT stop accepting, let sessions finish (bounded), stop the
  * relay, exit 0; SIGUSR1 asks the relay to flush the deferred queue;
  * SIGCHLD restarts a child that died, with a growing delay if it keeps
- * dying.
+ * dying; SIGUSR2 (from a listener taking the last idle place) grows the
+ * pool.  Pool size: processes .. maxprocesses, from the scoreboard.
  */
 #ifndef SMTPPROXY_MASTER_H
 #define SMTPPROXY_MASTER_H
@@ -27,6 +28,7 @@
 #define MASTER_STOP_GRACE	30	/* seconds sessions get to finish */
 #define MASTER_RESPAWN_MAX	60	/* longest delay before a restart */
 #define MASTER_QUICK_DEATH	10	/* a child dying sooner backs off */
+#define POOL_SHRINK_IDLE	30	/* seconds idle before a spare child goes */
 
 int	master_listen(const struct config *, int **, size_t *);
 int	master_run(struct config *, int *, size_t, struct spool *);
