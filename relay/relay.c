@@ -10,11 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "deliver.h"
+#include "headers.h"
+#include "idset.h"
 #include "log.h"
 #include "relay.h"
 #include "retry.h"
@@ -24,19 +28,43 @@
 struct relay_item {
 	struct spool_entry	 entry;
 	struct envelope		 env;
-	int			 fd;
+	int			 fd;		/* open only in the delivery child */
 	off_t			 size;
 	const struct account	*account;	/* use= already followed */
+	char			*headers;	/* rewritten header block, or NULL */
 	struct delivery_msg	 msg;
 };
 
+/* The messages of one account: waiting here, or with its delivery child. */
+struct account_queue {
+	const struct account	 *account;
+	struct relay_item	**waiting;
+	size_t			  nwaiting, cap;
+	pid_t			  child;	/* 0: none in flight */
+	char			**inflight;	/* IDs the child holds */
+	size_t			  ninflight;
+};
+
+struct relay {
+	const struct config	 *cfg;
+	struct spool		 *sp;
+	struct idset		  known;	/* claimed: waiting or in flight */
+	struct account_queue	 *queues;
+	size_t			  nqueues;
+	size_t			  nwaiting;	/* over all queues */
+	int			  running;	/* delivery children */
+	int			  wake[2];	/* SIGCHLD self-pipe */
+};
+
 struct relay_pass {
+	const struct idset	*known;
 	struct spool_entry	*entries;
-	size_t			 n, cap;
+	size_t			 n, cap, limit;
 };
 
 static volatile sig_atomic_t	relay_stop;
 static volatile sig_atomic_t	relay_flush;
+static int			relay_wake_fd = -1;
 
 static void	relay_signals(void);
 static int	collect_due(const struct spool_entry *, void *);
@@ -46,11 +74,11 @@ static void	relay_item_free(struct relay_item *);
 static void	relay_settle(const struct config *, struct spool *,
 		    struct relay_item *, time_t);
 static void	relay_group(const struct config *, struct spool *,
-		    struct relay_item *, size_t);
-static int	relay_pass(const struct config *, struct spool *, time_t *);
-static void	relay_wait(const struct config *, int, time_t);
+		    struct relay_item **, size_t);
+static bool	relay_pass(struct relay *, time_t *);
+static void	relay_wait(struct relay *, int, time_t);
 
-/* on_term - finish the batch in hand, then leave */
+/* on_term - finish the batches in hand, then leave */
 static void
 on_term(int sig)
 {
@@ -66,6 +94,18 @@ on_usr1(int sig)
 	relay_flush = 1;
 }
 
+/* on_chld - a delivery child ended: wake the loop */
+static void
+on_chld(int sig)
+{
+	int	saved = errno;
+
+	(void)sig;
+	if (relay_wake_fd >= 0)
+		(void)!write(relay_wake_fd, "c", 1);
+	errno = saved;
+}
+
 /* relay_signals - this process's own signal handling */
 static void
 relay_signals(void)
@@ -79,20 +119,24 @@ relay_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_usr1;
 	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = on_chld;
+	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, NULL);
+	sa.sa_flags = 0;
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGCHLD, &sa, NULL);
 }
 
-/* collect_due - scan callback: remember a due message, up to a pass's worth */
+/* collect_due - scan callback: remember a due message not held already */
 static int
 collect_due(const struct spool_entry *e, void *arg)
 {
 	struct relay_pass	*pass = arg;
 
-	if (pass->n == RELAY_SCAN_MAX)
+	if (idset_has(pass->known, e->id))
+		return 0;
+	if (pass->n == pass->limit)
 		return 1;
 	if (pass->n == pass->cap) {
 		pass->cap = pass->cap ? pass->cap * 2 : 64;
@@ -103,22 +147,27 @@ collect_due(const struct spool_entry *e, void *arg)
 	return 0;
 }
 
-/* relay_load - open a claimed message, read its envelope, find its account */
+/* relay_load - read a claimed message's envelope and find its account */
 static int
 relay_load(const struct config *cfg, struct spool *sp, struct relay_item *it)
 {
 	struct stat	 st;
 	char		*path = spool_path(sp, &it->entry);
+	int		 fd, rc = -1, saved;
 
-	it->fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	free(path);
-	if (it->fd < 0)
+	if (fd < 0)
 		return -1;
-	if (fstat(it->fd, &st) < 0 || spool_envelope_read(it->fd, &it->env) < 0)
-		return -1;
-	it->size = st.st_size;
-	it->account = account_lookup(cfg, it->env.sender);
-	return 0;
+	if (fstat(fd, &st) == 0 && spool_envelope_read(fd, &it->env) == 0) {
+		it->size = st.st_size;
+		it->account = account_lookup(cfg, it->env.sender);
+		rc = 0;
+	}
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
 }
 
 /* relay_item_free - close and release one message */
@@ -128,6 +177,7 @@ relay_item_free(struct relay_item *it)
 	if (it->fd >= 0)
 		close(it->fd);
 	free(it->msg.rcpts);
+	free(it->headers);
 	spool_envelope_free(&it->env);
 }
 
@@ -140,6 +190,43 @@ upstream_sender(const struct account *acct, const char *sender)
 	if (acct->forcefrom != NULL)
 		return acct->forcefrom;
 	return sender;
+}
+
+/*
+ * rewrite_headers - for replyto=/forcefrom=: read the header block and
+ * send a rewritten copy of it in front of the untouched rest.
+ */
+static void
+rewrite_headers(struct relay_item *it)
+{
+	struct delivery_msg	*m = &it->msg;
+	size_t			 want, block, outlen;
+	char			*buf;
+	ssize_t			 n;
+
+	want = m->length < HEADERS_BLOCK_MAX ? (size_t)m->length :
+	    HEADERS_BLOCK_MAX;
+	buf = xmalloc(want + 1);
+	n = pread(it->fd, buf, want, m->offset);
+	if (n < 0 || (size_t)n != want) {
+		log_warning("%s: cannot read headers to rewrite them", m->id);
+		free(buf);
+		return;
+	}
+	block = headers_block_length(buf, want);
+	if (block == want && (off_t)want < m->length) {
+		log_warning("%s: header block over %d bytes, not rewritten",
+		    m->id, HEADERS_BLOCK_MAX);
+		free(buf);
+		return;
+	}
+	it->headers = headers_rewrite(buf, block, it->account->replyto,
+	    it->account->forcefrom, &outlen);
+	free(buf);
+	m->prefix = it->headers;
+	m->prefix_len = outlen;
+	m->offset += (off_t)block;
+	m->length -= (off_t)block;
 }
 
 /* relay_prepare - fill the delivery request of one message */
@@ -158,6 +245,8 @@ relay_prepare(struct relay_item *it)
 	m->fd = it->fd;
 	m->offset = it->env.body_offset;
 	m->length = it->size - it->env.body_offset;
+	if (it->account->replyto != NULL || it->account->forcefrom != NULL)
+		rewrite_headers(it);
 }
 
 /* reason_text - what failed, for the log and failed/<ID>.reason */
@@ -277,30 +366,43 @@ log_attempt(const struct relay_item *it)
 	    m->nrcpts > 0 ? m->rcpts[m->nrcpts - 1].reply : "");
 }
 
-/* relay_group - deliver the messages of one account, batch by batch */
+/* open_item - the delivery child opens the file of a message */
+static int
+open_item(struct spool *sp, struct relay_item *it)
+{
+	char	*path = spool_path(sp, &it->entry);
+
+	it->fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	return it->fd;
+}
+
+/* relay_group - in a delivery child: one account's batch, then settle each */
 static void
 relay_group(const struct config *cfg, struct spool *sp,
-    struct relay_item *items, size_t n)
+    struct relay_item **items, size_t n)
 {
-	struct delivery_msg	*msgs;
+	struct delivery_msg	*msgs = xcalloc(n, sizeof(*msgs));
+	size_t			 count = 0;
 
-	for (size_t start = 0; start < n; start += RELAY_BATCH_MAX) {
-		size_t	count = n - start < RELAY_BATCH_MAX ?
-		    n - start : RELAY_BATCH_MAX;
-
-		msgs = xcalloc(count, sizeof(*msgs));
-		for (size_t i = 0; i < count; i++) {
-			relay_prepare(&items[start + i]);
-			msgs[i] = items[start + i].msg;
+	for (size_t i = 0; i < n; i++) {
+		if (open_item(sp, items[i]) < 0) {
+			log_error("%s: cannot open queue file: %s",
+			    items[i]->entry.id, strerror(errno));
+			continue;	/* it stays where it is, and is retried */
 		}
-		deliver_batch(cfg, items[start].account, msgs, count);
-		for (size_t i = 0; i < count; i++) {
-			items[start + i].msg = msgs[i];
-			log_attempt(&items[start + i]);
-			relay_settle(cfg, sp, &items[start + i], time(NULL));
-		}
-		free(msgs);
+		relay_prepare(items[i]);
+		items[count] = items[i];
+		msgs[count++] = items[i]->msg;
 	}
+	if (count > 0)
+		deliver_batch(cfg, items[0]->account, msgs, count);
+	for (size_t i = 0; i < count; i++) {
+		items[i]->msg = msgs[i];
+		log_attempt(items[i]);
+		relay_settle(cfg, sp, items[i], time(NULL));
+	}
+	free(msgs);
 }
 
 /* no_account - a sender whose account vanished from the config: keep it */
@@ -323,103 +425,267 @@ no_account(const struct config *cfg, struct spool *sp, struct relay_item *it,
 		log_error("%s: cannot defer: %s", it->entry.id, strerror(errno));
 }
 
-/* by_account - order items so that one account's messages are adjacent */
-static int
-by_account(const void *a, const void *b)
+/* queue_for - the queue of an account, made on first use */
+static struct account_queue *
+queue_for(struct relay *r, const struct account *acct)
 {
-	const struct relay_item	*x = a, *y = b;
-
-	if (x->account == y->account)
-		return strcmp(x->entry.id, y->entry.id);
-	return x->account < y->account ? -1 : 1;
+	for (size_t i = 0; i < r->nqueues; i++)
+		if (r->queues[i].account == acct)
+			return &r->queues[i];
+	r->queues = xrealloc(r->queues, (r->nqueues + 1) * sizeof(*r->queues));
+	memset(&r->queues[r->nqueues], 0, sizeof(*r->queues));
+	r->queues[r->nqueues].account = acct;
+	return &r->queues[r->nqueues++];
 }
 
-/* relay_pass - one scan: claim, load, group and deliver what is due */
-static int
-relay_pass(const struct config *cfg, struct spool *sp, time_t *next_due)
+/* queue_add - a loaded message waits for its account's next session */
+static void
+queue_add(struct relay *r, struct relay_item *it)
 {
-	struct relay_pass	 pass = { 0 };
-	struct relay_item	*items;
-	size_t			 n = 0;
-	time_t			 now = time(NULL);
+	struct account_queue	*q = queue_for(r, it->account);
 
-	if (spool_scan(sp, relay_flush ? (time_t)LLONG_MAX : now, collect_due,
-	    &pass, next_due) < 0) {
-		log_error("cannot scan %s: %s", sp->dir, strerror(errno));
-		return 0;
+	if (q->nwaiting == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 16;
+		q->waiting = xrealloc(q->waiting, q->cap * sizeof(*q->waiting));
 	}
-	relay_flush = 0;
-	items = xcalloc(pass.n, sizeof(*items));
-	for (size_t i = 0; i < pass.n; i++) {
-		struct relay_item	*it = &items[n];
+	q->waiting[q->nwaiting++] = it;
+	r->nwaiting++;
+}
 
-		it->entry = pass.entries[i];
+/* take_new - claim and load what the scan found */
+static void
+take_new(struct relay *r, const struct relay_pass *pass, time_t now)
+{
+	for (size_t i = 0; i < pass->n; i++) {
+		struct relay_item	*it = xcalloc(1, sizeof(*it));
+
+		it->entry = pass->entries[i];
 		it->fd = -1;
-		if (spool_claim(sp, &it->entry) < 0)
-			continue;	/* gone: another relay or an admin took it */
-		if (relay_load(cfg, sp, it) < 0) {
+		if (spool_claim(r->sp, &it->entry) < 0) {
+			free(it);	/* gone: an admin or another relay took it */
+			continue;
+		}
+		if (relay_load(r->cfg, r->sp, it) < 0) {
 			log_error("%s: unreadable queue file: %s; moved to failed/",
 			    it->entry.id, strerror(errno));
-			spool_fail(sp, &it->entry, "unreadable queue file");
-			relay_item_free(it);
-			memset(it, 0, sizeof(*it));
+			spool_fail(r->sp, &it->entry, "unreadable queue file");
+		} else if (it->account == NULL) {
+			no_account(r->cfg, r->sp, it, now);
+		} else {
+			idset_add(&r->known, it->entry.id);
+			queue_add(r, it);
 			continue;
 		}
-		if (it->account == NULL) {
-			no_account(cfg, sp, it, now);
-			relay_item_free(it);
-			memset(it, 0, sizeof(*it));
+		relay_item_free(it);
+		free(it);
+	}
+}
+
+/* delivery_child - the forked process that delivers one batch */
+static void
+delivery_child(struct relay *r, struct relay_item **items, size_t n)
+{
+	struct sigaction	sa;
+
+	/* Never outlive the relay: a new relay would send these again. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(1);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGTERM, &sa, NULL);	/* the batch in hand is finished */
+	sigaction(SIGINT, &sa, NULL);
+	close(r->wake[0]);
+	close(r->wake[1]);
+	relay_group(r->cfg, r->sp, items, n);
+	_exit(0);
+}
+
+/* dispatch - start a delivery child for each idle account with mail waiting */
+static void
+dispatch(struct relay *r)
+{
+	for (size_t i = 0; i < r->nqueues && !relay_stop; i++) {
+		struct account_queue	*q = &r->queues[i];
+		size_t			 n = q->nwaiting < RELAY_BATCH_MAX ?
+		    q->nwaiting : RELAY_BATCH_MAX;
+		pid_t			 pid;
+
+		if (n == 0 || q->child != 0 ||
+		    r->running >= r->cfg->relayprocesses)
 			continue;
+		if ((pid = fork()) < 0) {
+			log_error("fork: %s", strerror(errno));
+			return;
 		}
-		n++;
+		if (pid == 0)
+			delivery_child(r, q->waiting, n);
+		q->child = pid;
+		q->inflight = xcalloc(n, sizeof(*q->inflight));
+		q->ninflight = n;
+		for (size_t k = 0; k < n; k++) {
+			q->inflight[k] = xstrdup(q->waiting[k]->entry.id);
+			relay_item_free(q->waiting[k]);
+			free(q->waiting[k]);
+		}
+		memmove(q->waiting, q->waiting + n,
+		    (q->nwaiting - n) * sizeof(*q->waiting));
+		q->nwaiting -= n;
+		r->nwaiting -= n;
+		r->running++;
 	}
-	qsort(items, n, sizeof(*items), by_account);
-	for (size_t start = 0, end; start < n && !relay_stop; start = end) {
-		for (end = start + 1; end < n &&
-		    items[end].account == items[start].account; end++)
-			;
-		relay_group(cfg, sp, items + start, end - start);
+}
+
+/* reap - a delivery child is done: its messages are settled in the spool */
+static void
+reap(struct relay *r)
+{
+	pid_t	pid;
+	int	status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < r->nqueues; i++) {
+			struct account_queue	*q = &r->queues[i];
+
+			if (q->child != pid)
+				continue;
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				log_error("delivery for %s ended abnormally "
+				    "(status %d); its messages will be retried",
+				    q->account->name, status);
+			for (size_t k = 0; k < q->ninflight; k++) {
+				idset_remove(&r->known, q->inflight[k]);
+				free(q->inflight[k]);
+			}
+			free(q->inflight);
+			q->inflight = NULL;
+			q->ninflight = 0;
+			q->child = 0;
+			r->running--;
+			break;
+		}
 	}
-	for (size_t i = 0; i < n; i++)
-		relay_item_free(&items[i]);
-	free(items);
+}
+
+/*
+ * relay_pass - reap, scan for due messages not already held, claim and
+ * queue them per account, start deliveries.  Returns true when the scan
+ * stopped at its limit, so more is waiting.
+ */
+static bool
+relay_pass(struct relay *r, time_t *next_due)
+{
+	struct relay_pass	 pass = { .known = &r->known };
+	time_t			 now = time(NULL);
+	bool			 full;
+
+	reap(r);
+	pass.limit = r->nwaiting < RELAY_WAITING_MAX ?
+	    RELAY_WAITING_MAX - r->nwaiting : 0;
+	if (pass.limit > RELAY_SCAN_MAX)
+		pass.limit = RELAY_SCAN_MAX;
+	*next_due = 0;
+	if (pass.limit > 0 && spool_scan(r->sp, relay_flush ?
+	    (time_t)LLONG_MAX : now, collect_due, &pass, next_due) < 0)
+		log_error("cannot scan %s: %s", r->sp->dir, strerror(errno));
+	relay_flush = 0;
+	take_new(r, &pass, now);
+	full = pass.n == pass.limit && pass.limit == RELAY_SCAN_MAX;
 	free(pass.entries);
-	return pass.n == RELAY_SCAN_MAX;
+	dispatch(r);
+	return full && r->running < r->cfg->relayprocesses;
 }
 
 /* relay_wait - sleep until woken, the next due time, or sleeptime */
 static void
-relay_wait(const struct config *cfg, int trigger_fd, time_t next_due)
+relay_wait(struct relay *r, int trigger_fd, time_t next_due)
 {
-	struct pollfd	pfd = { .fd = trigger_fd, .events = POLLIN };
+	struct pollfd	pfd[2] = {
+		{ .fd = trigger_fd, .events = POLLIN },
+		{ .fd = r->wake[0], .events = POLLIN },
+	};
 	time_t		now = time(NULL);
-	long long	wait_s = cfg->sleeptime;
+	long long	wait_s = r->cfg->sleeptime;
 	char		drain[512];
 
 	if (next_due > 0 && next_due - now < wait_s)
 		wait_s = next_due > now ? next_due - now : 0;
-	if (trigger_fd < 0) {
-		sleep((unsigned)wait_s);
+	if (poll(pfd, 2, (int)(wait_s * 1000)) <= 0)
 		return;
-	}
-	if (poll(&pfd, 1, (int)(wait_s * 1000)) > 0)
+	if (trigger_fd >= 0 && (pfd[0].revents & POLLIN))
 		while (read(trigger_fd, drain, sizeof(drain)) > 0)
 			;
+	if (pfd[1].revents & POLLIN)
+		while (read(r->wake[0], drain, sizeof(drain)) > 0)
+			;
+}
+
+/* relay_drain - on stop: let delivery children finish their batches */
+static void
+relay_drain(struct relay *r)
+{
+	while (r->running > 0) {
+		pid_t	pid = waitpid(-1, NULL, 0);
+
+		if (pid < 0 && errno != EINTR)
+			break;
+		if (pid > 0)
+			for (size_t i = 0; i < r->nqueues; i++)
+				if (r->queues[i].child == pid) {
+					r->queues[i].child = 0;
+					r->running--;
+				}
+	}
+}
+
+/* relay_free - release the in-memory queues (the spool keeps everything) */
+static void
+relay_free(struct relay *r)
+{
+	for (size_t i = 0; i < r->nqueues; i++) {
+		struct account_queue	*q = &r->queues[i];
+
+		for (size_t k = 0; k < q->nwaiting; k++) {
+			relay_item_free(q->waiting[k]);
+			free(q->waiting[k]);
+		}
+		for (size_t k = 0; k < q->ninflight; k++)
+			free(q->inflight[k]);
+		free(q->waiting);
+		free(q->inflight);
+	}
+	free(r->queues);
+	idset_free(&r->known);
+	close(r->wake[0]);
+	close(r->wake[1]);
 }
 
 /* relay_main - the relay worker's life */
 int
 relay_main(const struct config *cfg, struct spool *sp)
 {
-	int	trigger_fd;
-	time_t	next_due, last_clean = 0;
+	struct relay	r;
+	int		trigger_fd;
+	time_t		next_due, last_clean = 0;
 
 	log_set_ident("smtpproxyd/relay");
+	memset(&r, 0, sizeof(r));
+	r.cfg = cfg;
+	r.sp = sp;
+	idset_init(&r.known);
+	if (pipe2(r.wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+		log_error("pipe: %s", strerror(errno));
+		return 1;
+	}
+	relay_wake_fd = r.wake[1];
 	relay_signals();
 	if ((trigger_fd = spool_trigger_fd(sp)) < 0)
 		log_warning("cannot open %s: %s; polling every %d s",
 		    sp->trigger, strerror(errno), cfg->sleeptime);
-	log_info("relay started");
+	log_info("relay started (up to %d deliveries at once)",
+	    cfg->relayprocesses);
 	while (!relay_stop) {
 		if (time(NULL) - last_clean >= RELAY_CLEAN_INTERVAL) {
 			int	n = spool_clean_tmp(sp, time(NULL));
@@ -429,11 +695,15 @@ relay_main(const struct config *cfg, struct spool *sp)
 				    sp->tmp);
 			last_clean = time(NULL);
 		}
-		if (relay_pass(cfg, sp, &next_due))
+		if (relay_pass(&r, &next_due))
 			continue;	/* more is waiting: no sleep */
 		if (!relay_stop && !relay_flush)
-			relay_wait(cfg, trigger_fd, next_due);
+			relay_wait(&r, trigger_fd, next_due);
 	}
+	relay_drain(&r);
+	relay_free(&r);
+	if (trigger_fd >= 0)
+		close(trigger_fd);
 	log_info("relay stopped");
 	return 0;
 }

@@ -4,9 +4,14 @@
  *   relay_main(cfg, spool)
  *        loop until SIGTERM: wake on the trigger FIFO, when the earliest
  *        deferred message falls due, or every sleeptime seconds; claim the
- *        due messages, look up each sender's account at send time, deliver
- *        them in batches per account (one upstream session each), then
- *        unlink, defer with back-off, or fail each message.  SIGUSR1 makes
+ *        due messages, look up each sender's account at send time, and
+ *        queue them in memory per account.  Each account with mail waiting
+ *        gets a delivery child (at most relayprocesses at once, one per
+ *        account) that sends a batch over one upstream session and then
+ *        unlinks, defers with back-off, or fails each message.  Messages
+ *        held (waiting or in flight) are remembered by ID, so scans do no
+ *        further work for them; a delivery child dies with the relay, so a
+ *        restarted relay never races an orphan.  SIGUSR1 makes
  *        every deferred message due at once (flush).  Once an hour it
  *        removes tmp/ files left by crashed listeners.  Returns the exit
  *        status for the process.
@@ -19,6 +24,7 @@
 
 #define RELAY_BATCH_MAX		100	/* messages per upstream session */
 #define RELAY_SCAN_MAX		1000	/* messages taken per pass */
+#define RELAY_WAITING_MAX	10000	/* loaded and waiting, over all accounts */
 #define RELAY_CLEAN_INTERVAL	3600	/* seconds between tmp/ clean-ups */
 
 int	relay_main(const struct config *, struct spool *);
