@@ -25,6 +25,7 @@
 #include "relay.h"
 #include "scoreboard.h"
 #include "session.h"
+#include "tls.h"
 #include "util.h"
 
 enum child_kind {
@@ -54,6 +55,7 @@ struct master {
 	pid_t		 master_pid;
 	struct netmatch	*allow;			/* client networks */
 	size_t		 nallow;
+	SSL_CTX		*tls_ctx;		/* STARTTLS, or NULL */
 	time_t		 respawn_at[2];		/* per kind: not before */
 	int		 backoff[2];		/* per kind: current delay */
 };
@@ -123,6 +125,12 @@ master_listen(const struct config *cfg, int **fds, size_t *nfds)
 		}
 		(*fds)[(*nfds)++] = fd;
 		log_info("listening on %s port %d", cfg->listen[i], cfg->port);
+		if (!netmatch_is_loopback(cfg->listen[i]) &&
+		    cfg->auth != CLIENT_AUTH_REQUIRED)
+			log_warning("listening on %s, which is not loopback, "
+			    "without auth=required: only allow= stands "
+			    "between the network and your upstream accounts",
+			    cfg->listen[i]);
 	}
 	return 0;
 }
@@ -201,7 +209,7 @@ serve_one(struct master *m, int lfd)
 	}
 	io = xmalloc(sizeof(*io));
 	netio_init(io, fd, m->cfg->timeout * 1000);
-	smtp_session_run(io, m->cfg, m->spool, ip);
+	smtp_session_run(io, m->cfg, m->spool, m->tls_ctx, ip);
 	free(io);
 	close(fd);
 	return 1;
@@ -429,17 +437,43 @@ parse_allow(struct master *m)
 	}
 }
 
+/* tls_context - the STARTTLS context of a config, or NULL without tlscert */
+static int
+tls_context(const struct config *cfg, SSL_CTX **ctx)
+{
+	char	err[512];
+
+	*ctx = NULL;
+	if (cfg->tlscert == NULL)
+		return 0;
+	if ((*ctx = tls_server_context(cfg->tlscert, cfg->tlskey, err,
+	    sizeof(err))) == NULL) {
+		log_error("STARTTLS: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 /* reload - SIGHUP: a valid new config replaces children; a bad one is refused */
 static void
 reload(struct master *m)
 {
 	struct config	*next;
+	SSL_CTX		*ctx;
 	char		 err[1024];
 
 	if (config_load(m->cfg->path, &next, err, sizeof(err)) < 0) {
 		log_error("reload refused, keeping the running config: %s", err);
 		return;
 	}
+	if (tls_context(next, &ctx) < 0) {
+		log_error("reload refused, keeping the running config");
+		config_free(next);
+		return;
+	}
+	if (m->tls_ctx != NULL)
+		SSL_CTX_free(m->tls_ctx);
+	m->tls_ctx = ctx;
 	if (next->port != m->cfg->port || next->nlisten != m->cfg->nlisten)
 		log_warning("reload: listen/port changes need a restart");
 	if (strcmp(next->msgdir, m->cfg->msgdir) != 0)
@@ -512,6 +546,8 @@ master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp)
 		return 3;
 	}
 	parse_allow(&m);
+	if (tls_context(cfg, &m.tls_ctx) < 0)
+		return 3;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);
@@ -533,6 +569,8 @@ master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp)
 			shutdown_children(&m);
 			free(m.children);
 			free(m.allow);
+			if (m.tls_ctx != NULL)
+				SSL_CTX_free(m.tls_ctx);
 			scoreboard_destroy(&m.sb);
 			log_info("stopped");
 			return 0;

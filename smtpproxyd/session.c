@@ -6,13 +6,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "address.h"
+#include "clientauth.h"
 #include "data.h"
 #include "log.h"
 #include "session.h"
 #include "smtpcmd.h"
+#include "tls.h"
 #include "util.h"
 
 #define SMTP_HELO_MAX	255
@@ -34,6 +38,10 @@ struct session {
 	struct netio		*io;
 	const struct config	*cfg;
 	struct spool		*spool;
+	SSL_CTX			*tls_ctx;	/* NULL: no STARTTLS offered */
+	bool			 tls;		/* TLS is running */
+	const struct account	*authed;	/* logged in as, or NULL */
+	int			 auth_failures;
 	const char		*client_ip;
 	enum session_state	 state;
 	char			 helo[SMTP_HELO_MAX + 1];
@@ -52,6 +60,8 @@ static enum session_next cmd_helo(struct session *, const struct smtp_cmd *);
 static enum session_next cmd_mail(struct session *, const struct smtp_cmd *);
 static enum session_next cmd_rcpt(struct session *, const struct smtp_cmd *);
 static enum session_next cmd_data(struct session *);
+static enum session_next cmd_starttls(struct session *);
+static enum session_next cmd_auth(struct session *, const struct smtp_cmd *);
 static void	transaction_reset(struct session *);
 static enum session_next bad_command(struct session *, int, const char *);
 
@@ -126,6 +136,10 @@ cmd_helo(struct session *s, const struct smtp_cmd *cmd)
 	netio_printf(s->io, "250-SIZE %ld\r\n", s->cfg->maxmessagesize);
 	netio_printf(s->io, "250-8BITMIME\r\n");
 	netio_printf(s->io, "250-ENHANCEDSTATUSCODES\r\n");
+	if (s->tls_ctx != NULL && !s->tls)
+		netio_printf(s->io, "250-STARTTLS\r\n");
+	if (s->cfg->auth != CLIENT_AUTH_OFF)
+		netio_printf(s->io, "250-AUTH PLAIN LOGIN\r\n");
 	netio_printf(s->io, "250 HELP\r\n");
 	return NEXT_CONTINUE;
 }
@@ -136,6 +150,18 @@ cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 {
 	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
 		return bad_command(s, 503, "5.5.1 Error: nested MAIL command");
+	if (s->cfg->auth == CLIENT_AUTH_REQUIRED && s->authed == NULL) {
+		reply(s, 530, "5.7.0 Authentication required");
+		return NEXT_CONTINUE;
+	}
+	if (s->authed != NULL &&
+	    !auth_may_send_as(s->cfg, s->authed, cmd->path)) {
+		log_info("refused sender <%s> for user %s from %s",
+		    cmd->path, s->authed->name, s->client_ip);
+		reply(s, 550, "5.7.1 <%s>: Sender address not owned by user %s",
+		    cmd->path, s->authed->name);
+		return NEXT_CONTINUE;
+	}
 	if (cmd->size >= 0 && s->cfg->maxmessagesize > 0 &&
 	    cmd->size > s->cfg->maxmessagesize) {
 		reply(s, 552, "5.3.4 Message size exceeds fixed limit");
@@ -183,6 +209,18 @@ rfc5322_date(char *buf, size_t size)
 	strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
+/* protocol_name - the "with" of the Received: line (RFC 3848) */
+static const char *
+protocol_name(const struct session *s)
+{
+	static const char *const names[2][2][2] = {
+		{ { "SMTP", "SMTP" }, { "SMTP", "SMTP" } },
+		{ { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } },
+	};
+
+	return names[s->esmtp][s->tls][s->authed != NULL];
+}
+
 /* build_prefix - envelope lines and our Received: line */
 static char *
 build_prefix(struct session *s, const char *id, const char *date)
@@ -199,7 +237,7 @@ build_prefix(struct session *s, const char *id, const char *date)
 	next = xasprintf("%sReceived: from %s (%s)\r\n"
 	    "\tby %s (smtpproxy) with %s id %s%s%s%s;\r\n\t%s\r\n",
 	    p, s->helo[0] ? s->helo : "unknown", s->client_ip, s->cfg->hostname,
-	    s->esmtp ? "ESMTP" : "SMTP", id,
+	    protocol_name(s), id,
 	    s->nrcpts == 1 ? "\r\n\tfor <" : "",
 	    s->nrcpts == 1 ? s->rcpts[0] : "",
 	    s->nrcpts == 1 ? ">" : "", date);
@@ -294,6 +332,178 @@ cmd_data(struct session *s)
 	return NEXT_CONTINUE;
 }
 
+/*
+ * cmd_starttls - switch to TLS.  Whatever the client sent after STARTTLS
+ * in the clear is discarded by tls_netio_start (command injection), and
+ * the session starts over: a new EHLO is needed, nothing learnt before
+ * the handshake counts.
+ */
+static enum session_next
+cmd_starttls(struct session *s)
+{
+	if (s->tls_ctx == NULL)
+		return bad_command(s, 502, "5.5.1 Error: command not implemented");
+	if (s->tls)
+		return bad_command(s, 503, "5.5.1 Error: TLS already active");
+	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
+		return bad_command(s, 503, "5.5.1 Error: MAIL transaction in progress");
+	reply(s, 220, "2.0.0 Ready to start TLS");
+	if (tls_netio_start(s->io, s->tls_ctx) < 0) {
+		log_info("TLS handshake with %s failed: %s", s->client_ip,
+		    tls_netio_error());
+		return NEXT_CLOSE;
+	}
+	s->tls = true;
+	s->state = STATE_CONNECTED;
+	transaction_reset(s);
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	s->authed = NULL;
+	log_debug("TLS with %s: %s %s", s->client_ip,
+	    tls_netio_version(s->io), tls_netio_cipher(s->io));
+	return NEXT_CONTINUE;
+}
+
+/* auth_read - the client's next line of an AUTH exchange, after a 334 */
+static int
+auth_read(struct session *s, const char *challenge, char **line)
+{
+	size_t	len;
+	int	rc;
+
+	netio_printf(s->io, "334 %s\r\n", challenge);
+	rc = netio_read_line(s->io, line, &len, AUTH_LINE_MAX);
+	if (rc == NETIO_TOOLONG) {
+		*line = NULL;
+		return NETIO_OK;
+	}
+	return rc;
+}
+
+/* auth_credentials - run PLAIN or LOGIN; AUTH_OK with user and password */
+static int
+auth_credentials(struct session *s, const char *mech, const char *initial,
+    char **user, char **pass, bool *aborted)
+{
+	char	*line;
+	int	 rc;
+
+	*aborted = false;
+	*user = *pass = NULL;
+	if (strcasecmp(mech, "PLAIN") == 0) {
+		if (initial == NULL) {
+			if (auth_read(s, "", &line) != NETIO_OK)
+				return AUTH_ERR_MESSAGE - 1;
+			initial = line;
+		}
+		if (initial == NULL)
+			return AUTH_ERR_BASE64;
+		if (strcmp(initial, "*") == 0) {
+			*aborted = true;
+			return AUTH_ERR_MESSAGE;
+		}
+		return auth_plain_response(initial, user, pass);
+	}
+	if (initial == NULL) {
+		if (auth_read(s, "VXNlcm5hbWU6", &line) != NETIO_OK)
+			return AUTH_ERR_MESSAGE - 1;
+		initial = line;
+	}
+	if (initial == NULL)
+		return AUTH_ERR_BASE64;
+	if (strcmp(initial, "*") == 0) {
+		*aborted = true;
+		return AUTH_ERR_MESSAGE;
+	}
+	if ((rc = auth_login_username(initial, user)) != AUTH_OK)
+		return rc;
+	if (auth_read(s, "UGFzc3dvcmQ6", &line) != NETIO_OK)
+		return AUTH_ERR_MESSAGE - 1;
+	if (line == NULL)
+		return AUTH_ERR_BASE64;
+	if (strcmp(line, "*") == 0) {
+		*aborted = true;
+		return AUTH_ERR_MESSAGE;
+	}
+	return auth_login_password(line, pass);
+}
+
+/* auth_failed - count a failed login, pause longer each time */
+static enum session_next
+auth_failed(struct session *s, const char *user)
+{
+	unsigned	delay = auth_failure_delay_ms(++s->auth_failures);
+
+	log_warning("AUTH failed for %s from %s (%d)", user ? user : "?",
+	    s->client_ip, s->auth_failures);
+	if (delay > 0) {
+		netio_flush(s->io);
+		usleep(delay * 1000);
+	}
+	if (s->auth_failures >= SMTP_MAX_AUTH_FAILURES) {
+		reply(s, 421, "4.7.0 %s Error: too many failed logins",
+		    s->cfg->hostname);
+		return NEXT_CLOSE;
+	}
+	reply(s, 535, "5.7.8 Error: authentication failed");
+	return NEXT_CONTINUE;
+}
+
+/* cmd_auth - AUTH PLAIN or LOGIN against the accounts' localpassword */
+static enum session_next
+cmd_auth(struct session *s, const struct smtp_cmd *cmd)
+{
+	char			 mech[32], *user, *pass;
+	const char		*initial;
+	const struct account	*acct;
+	size_t			 n;
+	bool			 aborted;
+	int			 rc;
+
+	if (s->cfg->auth == CLIENT_AUTH_OFF)
+		return bad_command(s, 503, "5.5.1 Error: authentication not enabled");
+	if (!s->esmtp)
+		return bad_command(s, 503, "5.5.1 Error: send EHLO first");
+	if (s->authed != NULL)
+		return bad_command(s, 503, "5.5.1 Error: already authenticated");
+	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
+		return bad_command(s, 503, "5.5.1 Error: MAIL transaction in progress");
+	n = strcspn(cmd->arg, " \t");
+	if (n >= sizeof(mech))
+		n = sizeof(mech) - 1;
+	memcpy(mech, cmd->arg, n);
+	mech[n] = '\0';
+	initial = cmd->arg[n] ? cmd->arg + n + strspn(cmd->arg + n, " \t") :
+	    NULL;
+	if (initial != NULL && *initial == '\0')
+		initial = NULL;
+	if (strcasecmp(mech, "PLAIN") != 0 && strcasecmp(mech, "LOGIN") != 0)
+		return bad_command(s, 504,
+		    "5.5.4 Unsupported authentication mechanism");
+	rc = auth_credentials(s, mech, initial, &user, &pass, &aborted);
+	if (rc < AUTH_ERR_MESSAGE)
+		return NEXT_CLOSE;	/* the client went away */
+	if (aborted)
+		return bad_command(s, 501, "5.0.0 Authentication aborted");
+	if (rc == AUTH_ERR_BASE64) {
+		auth_secret_free(user);
+		return bad_command(s, 501, "5.5.2 Error: invalid base64 data");
+	}
+	acct = rc == AUTH_OK ? auth_check(s->cfg, user, pass) : NULL;
+	auth_secret_free(pass);
+	if (acct == NULL) {
+		enum session_next	next = auth_failed(s, user);
+
+		auth_secret_free(user);
+		return next;
+	}
+	s->authed = acct;
+	log_info("AUTH %s as %s from %s", mech, acct->name, s->client_ip);
+	auth_secret_free(user);
+	reply(s, 235, "2.7.0 Authentication successful");
+	return NEXT_CONTINUE;
+}
+
 /* session_command - dispatch one command line in the current state */
 static enum session_next
 session_command(struct session *s, char *line, size_t len)
@@ -332,8 +542,9 @@ session_command(struct session *s, char *line, size_t len)
 		reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
 		return NEXT_CONTINUE;
 	case CMD_STARTTLS:
+		return cmd_starttls(s);
 	case CMD_AUTH:
-		return bad_command(s, 502, "5.5.1 Error: command not implemented");
+		return cmd_auth(s, &cmd);
 	case CMD_UNKNOWN:
 		break;
 	}
@@ -343,7 +554,7 @@ session_command(struct session *s, char *line, size_t len)
 /* smtp_session_run - serve one client until it leaves */
 int
 smtp_session_run(struct netio *io, const struct config *cfg,
-    struct spool *spool, const char *client_ip)
+    struct spool *spool, SSL_CTX *tls_ctx, const char *client_ip)
 {
 	struct session	s;
 	char		*line;
@@ -354,6 +565,7 @@ smtp_session_run(struct netio *io, const struct config *cfg,
 	s.io = io;
 	s.cfg = cfg;
 	s.spool = spool;
+	s.tls_ctx = tls_ctx;
 	s.client_ip = client_ip;
 	s.state = STATE_CONNECTED;
 	reply(&s, 220, "%s ESMTP smtpproxy", cfg->hostname);
@@ -378,6 +590,8 @@ smtp_session_run(struct netio *io, const struct config *cfg,
 			break;
 	}
 	netio_flush(io);
+	if (s.tls)
+		tls_netio_end(io);
 	transaction_reset(&s);
 	return s.accepted;
 }
