@@ -92,10 +92,10 @@ int	deliver_batch(const struct config *, const struct account *,
  *   deliver_classify(msg, attempt)
  *        status, code and reply of every recipient still PENDING, then the
  *        message's status, possible_duplicate and error.
- *   deliver_source_read(src, buf, size)
+ *   deliver_source_init(src, msg), deliver_source_read(src, buf, size)
  *        the next bytes on the wire: prefix, then length bytes of fd from
  *        offset (pread); 0 at the end, -1 with errno (ENODATA: the file
- *        ends early).
+ *        ends early).  deliver_source_done(src): every byte handed out.
  */
 
 /* How far an attempt got: each stage means its command was sent. */
@@ -133,14 +133,14 @@ struct deliver_attempt {
 	int			 rc;		/* CURLcode */
 	enum deliver_stage	 stage;
 	bool			 auth_sent;
-	bool			 body_complete;	/* every byte handed to libcurl */
-	bool			 not_authenticated; /* aborted: login missing */
-	bool			 read_error;	/* aborted: spool file unreadable */
+	bool			 body_complete;	/* all of it given to libcurl */
+	bool			 not_authenticated; /* aborted: no login */
+	bool			 read_error;	/* aborted: spool file unread */
 	struct deliver_reply	 conn;		/* last reply before MAIL */
 	struct deliver_reply	 mail;
 	struct deliver_reply	 data;
 	struct deliver_reply	 final;		/* reply to the message */
-	int			 reason_code;	/* for recipients without a reply */
+	/* why, for recipients without a reply of their own */
 	char			 reason[DELIVERY_REPLY_MAX];
 };
 
@@ -150,13 +150,13 @@ struct deliver_dialogue {
 	bool			 authenticated;
 	bool			 in_auth;	/* lines sent now are secret */
 	enum deliver_cmd	 last;
-	bool			 in_reply;	/* continuation lines under way */
+	bool			 in_reply;	/* continuation lines coming */
 	struct deliver_reply	 pending;	/* first line of that reply */
 
 	/* the attempt */
 	struct deliver_attempt	*attempt;
 	struct delivery_msg	*msg;
-	const size_t		*rcpt_map;	/* NULL: k-th RCPT is rcpts[k] */
+	const size_t		*rcpt_map;	/* NULL: RCPT k is rcpts[k] */
 	size_t			 nmap;
 	size_t			 nsent;		/* RCPT commands sent */
 };

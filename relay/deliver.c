@@ -1,0 +1,1324 @@
+/*
+ * deliver - one upstream SMTP session for a batch of messages of one
+ * account, through libcurl's SMTP client (see deliver.h).
+ *
+ * This file owns the libcurl easy handle of a batch, its options (URL,
+ * TLS, login, timeouts), the reading of the session from libcurl's debug
+ * stream (the only place per-recipient replies and the login can be seen),
+ * the safety net against unauthenticated delivery, and the mapping of what
+ * happened onto an outcome per recipient and per message.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "deliver.h"
+#include "log.h"
+#include "util.h"
+
+#define DELIVER_TIMEOUT_DEFAULT	300	/* seconds, relaytimeout unset */
+#define DELIVER_TIMEOUT_MAX	3600	/* no network wait longer than this */
+#define DELIVER_CONNECT_MAX	120	/* connect and greeting, seconds */
+#define DELIVER_MAXAGE_CONN	30	/* seconds an idle connection is kept */
+#define DELIVER_LOG_LINE	1024	/* one dialogue line in the debug log */
+#define DELIVER_MECH_MAX	20	/* SASL mechanism name shown in logs */
+
+/*
+ * Mechanisms we log in with.  libcurl 7.88 takes one mechanism per AUTH=
+ * key and adds up repeated keys joined by ';' ("AUTH=PLAIN LOGIN" fails
+ * with rc 3).  Measured against test servers: this string logs in with
+ * PLAIN when offered, with LOGIN when only LOGIN is, and gives rc 67
+ * (TEMPFAIL, batch held) when neither is.  "AUTH=*" is not used: with a
+ * password it chose CRAM-MD5 over PLAIN when both were offered, and
+ * DIGEST-MD5 (historic, RFC 6331) over all others; without a password it
+ * tries EXTERNAL.  The mechanism would then follow the server's list, not
+ * the configuration.
+ */
+#define DELIVER_AUTH_OPTIONS	"AUTH=PLAIN;AUTH=LOGIN"
+
+#define DELIVER_REDACTED	"<redacted>"
+#define DELIVER_NOAUTH \
+	"not authenticated upstream (server offered no AUTH?)"
+
+/* One batch: the handle and what is known about its connection. */
+struct session {
+	const struct config	*cfg;
+	const struct account	*acct;
+	CURL			*curl;
+	char			*url;
+	char			*peer;		/* host:port, for messages */
+	STACK_OF(X509)		*cas;		/* tlscafile, for the store */
+	bool			 creds;		/* a login is configured */
+	bool			 have_conn;	/* an attempt has connected */
+	bool			 reused;	/* the last attempt used it */
+	bool			 hold;		/* connection-level failure */
+	char			 hold_reason[DELIVERY_REPLY_MAX];
+	int			 read_errno;
+	struct deliver_dialogue	 dlg;
+	struct deliver_attempt	 att;
+	struct deliver_source	 src;
+	char			 errbuf[CURL_ERROR_SIZE];
+};
+
+static size_t		 line_len(const char *, size_t);
+static void		 text_clean(char *, size_t, const char *, size_t);
+static void		 text_join(char *, size_t, const char *, const char *);
+static void		 reply_set(struct deliver_reply *, int, const char *,
+			    size_t);
+static enum deliver_cmd	 command_of(const char *, size_t);
+static void		 show_auth(const char *, size_t, char *, size_t);
+static void		 stage_reach(struct deliver_attempt *,
+			    enum deliver_stage);
+static void		 dialogue_line(struct deliver_dialogue *, const char *,
+			    size_t);
+static void		 dialogue_commit(struct deliver_dialogue *,
+			    const struct deliver_reply *);
+static void		 rcpt_reply(struct deliver_dialogue *,
+			    const struct deliver_reply *);
+static enum delivery_status reply_status(int);
+static void		 rcpt_set(struct delivery_rcpt *, enum delivery_status,
+			    int, const char *);
+static void		 rcpt_classify(struct delivery_rcpt *,
+			    const struct deliver_attempt *);
+static void		 rcpt_accepted(struct delivery_rcpt *,
+			    const struct deliver_attempt *);
+static int		 status_rank(enum delivery_status);
+static void		 message_summarise(struct delivery_msg *,
+			    const struct deliver_attempt *);
+
+static bool		 curl_has(const char *);
+static bool		 address_ok(const char *, bool);
+static long		 timeout_seconds(const struct config *);
+static STACK_OF(X509)	*ca_load(const char *, char *, size_t);
+static CURLcode		 ssl_ctx_cb(CURL *, void *, void *);
+static int		 debug_cb(CURL *, curl_infotype, char *, size_t,
+			    void *);
+static size_t		 read_cb(char *, size_t, size_t, void *);
+static void		 debug_log(struct session *, const char *,
+			    const char *, size_t);
+static bool		 host_valid(const char *);
+static char		*url_host(const char *);
+static int		 session_url(struct session *, char *, size_t);
+static int		 session_options(struct session *);
+static int		 session_tls(struct session *);
+static int		 session_login(struct session *);
+static struct session	*session_open(const struct config *,
+			    const struct account *, char *, size_t);
+static void		 session_close(struct session *);
+static void		 message_reset(struct delivery_msg *);
+static void		 message_fail(struct delivery_msg *,
+			    enum delivery_status, const char *);
+static size_t		 rcpt_prepare(struct delivery_msg *,
+			    struct curl_slist **, size_t *);
+static void		 rcpt_unsent(struct delivery_msg *, const size_t *,
+			    size_t);
+static void		 attempt_run(struct session *, struct delivery_msg *,
+			    struct curl_slist *, const size_t *, size_t);
+static void		 attempt_explain(struct session *);
+static void		 attempt_explain_connect(struct session *,
+			    const char *);
+static bool		 attempt_retryable(const struct session *,
+			    const struct delivery_msg *);
+static bool		 attempt_broke_connection(
+			    const struct deliver_attempt *);
+static void		 message_deliver(struct session *,
+			    struct delivery_msg *);
+
+/*
+ * Reading the dialogue.
+ */
+
+/* line_len - length of a line without its trailing CR and LF */
+static size_t
+line_len(const char *line, size_t len)
+{
+	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		len--;
+	return len;
+}
+
+/* text_clean - bounded copy without control characters, tabs as blanks */
+static void
+text_clean(char *dst, size_t size, const char *src, size_t len)
+{
+	size_t	n = 0;
+
+	if (size == 0)
+		return;
+	for (size_t i = 0; i < len && n + 1 < size; i++) {
+		unsigned char	c = (unsigned char)src[i];
+
+		if (c == '\t')
+			c = ' ';
+		if (c < 0x20 || c == 0x7f)
+			continue;
+		dst[n++] = (char)c;
+	}
+	dst[n] = '\0';
+}
+
+/* text_join - "head: tail", cut to size */
+static void
+text_join(char *dst, size_t size, const char *head, const char *tail)
+{
+	size_t	n = strlcpy_s(dst, head, size);
+
+	if (n + 2 >= size)
+		return;
+	strlcpy_s(dst + n, ": ", size - n);
+	strlcpy_s(dst + n + 2, tail, size - n - 2);
+}
+
+/* reply_set - store a reply as "CODE text" */
+static void
+reply_set(struct deliver_reply *r, int code, const char *text, size_t len)
+{
+	int	n;
+
+	r->code = code;
+	n = snprintf(r->text, sizeof(r->text), "%03d", code);
+	if (n < 0 || len == 0 || (size_t)n + 1 >= sizeof(r->text))
+		return;
+	r->text[n++] = ' ';
+	text_clean(r->text + n, sizeof(r->text) - (size_t)n, text, len);
+}
+
+/* deliver_parse_reply - split one reply line into code, kind and text */
+int
+deliver_parse_reply(const char *line, size_t len, int *code, bool *last,
+    const char **text, size_t *textlen)
+{
+	len = line_len(line, len);
+	if (len < 3 || line[0] < '1' || line[0] > '5' ||
+	    !isdigit((unsigned char)line[1]) ||
+	    !isdigit((unsigned char)line[2]))
+		return -1;
+	if (len > 3 && line[3] != ' ' && line[3] != '-')
+		return -1;
+	*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	*last = len == 3 || line[3] == ' ';
+	*text = len > 4 ? line + 4 : line + len;
+	*textlen = len > 4 ? len - 4 : 0;
+	return 0;
+}
+
+/* deliver_dialogue_begin - start following one attempt of one message */
+void
+deliver_dialogue_begin(struct deliver_dialogue *d, struct delivery_msg *msg,
+    const size_t *map, size_t nmap, struct deliver_attempt *a)
+{
+	/*
+	 * A reused connection carries on with MAIL; a new one starts with
+	 * its greeting, which then is the first reply of this attempt.
+	 */
+	d->last = DELIVER_CMD_NONE;
+	d->in_auth = false;
+	d->in_reply = false;
+	d->attempt = a;
+	d->msg = msg;
+	d->rcpt_map = map;
+	d->nmap = nmap;
+	d->nsent = 0;
+}
+
+/* command_of - the command a line sent upstream starts with */
+static enum deliver_cmd
+command_of(const char *line, size_t len)
+{
+	static const struct {
+		const char		*verb;
+		enum deliver_cmd	 cmd;
+	} verbs[] = {
+		{ "EHLO", DELIVER_CMD_EHLO },
+		{ "HELO", DELIVER_CMD_EHLO },
+		{ "STARTTLS", DELIVER_CMD_STARTTLS },
+		{ "AUTH", DELIVER_CMD_AUTH },
+		{ "MAIL", DELIVER_CMD_MAIL },
+		{ "RCPT", DELIVER_CMD_RCPT },
+		{ "DATA", DELIVER_CMD_DATA },
+		{ "QUIT", DELIVER_CMD_QUIT },
+	};
+	size_t	n = 0;
+
+	while (n < len && line[n] != ' ')
+		n++;
+	for (size_t i = 0; i < ARRAY_LEN(verbs); i++) {
+		if (strlen(verbs[i].verb) == n &&
+		    strncasecmp(line, verbs[i].verb, n) == 0)
+			return verbs[i].cmd;
+	}
+	return DELIVER_CMD_OTHER;
+}
+
+/* show_auth - "AUTH MECH", its initial response replaced */
+static void
+show_auth(const char *line, size_t len, char *shown, size_t size)
+{
+	const char	*mech = line + 4;
+	size_t		 n = 0;
+
+	while (mech < line + len && *mech == ' ')
+		mech++;
+	while (mech + n < line + len && n < DELIVER_MECH_MAX &&
+	    (isalnum((unsigned char)mech[n]) || mech[n] == '-' ||
+	    mech[n] == '_'))
+		n++;
+	snprintf(shown, size, "AUTH %.*s%s", (int)n, mech,
+	    mech + n < line + len ? " " DELIVER_REDACTED : "");
+}
+
+/* stage_reach - move an attempt forward, never back */
+static void
+stage_reach(struct deliver_attempt *a, enum deliver_stage stage)
+{
+	if (a->stage < stage)
+		a->stage = stage;
+}
+
+/* deliver_dialogue_out - a command went upstream; give its loggable form */
+void
+deliver_dialogue_out(struct deliver_dialogue *d, const char *line,
+    size_t len, char *shown, size_t size)
+{
+	enum deliver_cmd	cmd;
+
+	len = line_len(line, len);
+	d->in_reply = false;
+	if (d->in_auth) {
+		/* a SASL response: credentials, whatever it looks like */
+		d->last = DELIVER_CMD_AUTH;
+		strlcpy_s(shown, DELIVER_REDACTED, size);
+		return;
+	}
+	cmd = command_of(line, len);
+	d->last = cmd;
+	switch (cmd) {
+	case DELIVER_CMD_AUTH:
+		d->in_auth = true;
+		d->attempt->auth_sent = true;
+		show_auth(line, len, shown, size);
+		return;
+	case DELIVER_CMD_EHLO:
+		/*
+		 * EHLO starts every connection and follows STARTTLS, both
+		 * before AUTH: a login from before does not count any more.
+		 */
+		d->authenticated = false;
+		break;
+	case DELIVER_CMD_MAIL:
+		stage_reach(d->attempt, DELIVER_STAGE_MAIL);
+		break;
+	case DELIVER_CMD_RCPT:
+		stage_reach(d->attempt, DELIVER_STAGE_RCPT);
+		d->nsent++;
+		break;
+	case DELIVER_CMD_DATA:
+		stage_reach(d->attempt, DELIVER_STAGE_DATA);
+		break;
+	default:
+		break;
+	}
+	text_clean(shown, size, line, len);
+}
+
+/* deliver_dialogue_in - reply lines came from upstream */
+void
+deliver_dialogue_in(struct deliver_dialogue *d, const char *data, size_t size)
+{
+	while (size > 0) {
+		const char	*nl = memchr(data, '\n', size);
+		size_t		 n;
+
+		n = nl != NULL ? (size_t)(nl - data) + 1 : size;
+		dialogue_line(d, data, n);
+		data += n;
+		size -= n;
+	}
+}
+
+/*
+ * dialogue_line - one reply line; a reply counts at its final line and
+ * keeps the text of its first (the statement; later lines tend to be
+ * links and tracking IDs)
+ */
+static void
+dialogue_line(struct deliver_dialogue *d, const char *line, size_t len)
+{
+	const char	*text;
+	size_t		 textlen;
+	int		 code;
+	bool		 last;
+
+	if (deliver_parse_reply(line, len, &code, &last, &text, &textlen) == -1)
+		return;
+	if (!d->in_reply)
+		reply_set(&d->pending, code, text, textlen);
+	d->in_reply = !last;
+	if (!last)
+		return;
+	d->pending.code = code;
+	dialogue_commit(d, &d->pending);
+}
+
+/* dialogue_commit - file a complete reply under the command it answers */
+static void
+dialogue_commit(struct deliver_dialogue *d, const struct deliver_reply *r)
+{
+	struct deliver_attempt	*a = d->attempt;
+
+	if (d->last == DELIVER_CMD_NONE ||
+	    (r->code == 220 && d->last != DELIVER_CMD_STARTTLS)) {
+		/* a greeting: a new connection, not logged in */
+		d->authenticated = false;
+		d->in_auth = false;
+		a->conn = *r;
+		return;
+	}
+	switch (d->last) {
+	case DELIVER_CMD_AUTH:
+		if (r->code == 334)
+			return;
+		d->in_auth = false;
+		d->authenticated = r->code == 235;
+		a->conn = *r;
+		return;
+	case DELIVER_CMD_MAIL:
+		a->mail = *r;
+		return;
+	case DELIVER_CMD_RCPT:
+		rcpt_reply(d, r);
+		return;
+	case DELIVER_CMD_DATA:
+		a->data = *r;
+		if (r->code == 354) {
+			stage_reach(a, DELIVER_STAGE_BODY);
+			d->last = DELIVER_CMD_BODY;
+		}
+		return;
+	case DELIVER_CMD_BODY:
+		a->final = *r;
+		stage_reach(a, DELIVER_STAGE_DONE);
+		d->last = DELIVER_CMD_OTHER;
+		return;
+	case DELIVER_CMD_QUIT:
+		return;
+	default:
+		if (a->stage == DELIVER_STAGE_CONNECT)
+			a->conn = *r;
+		return;
+	}
+}
+
+/* rcpt_reply - the reply to the k-th RCPT belongs to the k-th recipient sent */
+static void
+rcpt_reply(struct deliver_dialogue *d, const struct deliver_reply *r)
+{
+	struct delivery_rcpt	*rcpt;
+	size_t			 k, i;
+
+	if (d->msg == NULL || d->nsent == 0)
+		return;
+	k = d->nsent - 1;
+	if (d->rcpt_map != NULL) {
+		if (k >= d->nmap)
+			return;
+		i = d->rcpt_map[k];
+	} else
+		i = k;
+	if (i >= d->msg->nrcpts)
+		return;
+	rcpt = &d->msg->rcpts[i];
+	rcpt->code = r->code;
+	strlcpy_s(rcpt->reply, r->text, sizeof(rcpt->reply));
+}
+
+/*
+ * Classification.
+ */
+
+/* reply_status - what a reply that is not a success means */
+static enum delivery_status
+reply_status(int code)
+{
+	return code / 100 == 5 ? DELIVERY_PERMFAIL : DELIVERY_TEMPFAIL;
+}
+
+/* rcpt_set - give a recipient its outcome */
+static void
+rcpt_set(struct delivery_rcpt *r, enum delivery_status status, int code,
+    const char *reply)
+{
+	r->status = status;
+	r->code = code;
+	strlcpy_s(r->reply, reply, sizeof(r->reply));
+}
+
+/* rcpt_classify - the outcome of one recipient from what the attempt saw */
+static void
+rcpt_classify(struct delivery_rcpt *r, const struct deliver_attempt *a)
+{
+	if (a->not_authenticated || a->read_error) {
+		rcpt_set(r, DELIVERY_TEMPFAIL, 0, a->reason);
+		return;
+	}
+	if (r->code / 100 == 2) {
+		rcpt_accepted(r, a);
+		return;
+	}
+	if (r->code != 0) {
+		/* refused at RCPT: its own reply says it */
+		r->status = reply_status(r->code);
+		return;
+	}
+	if (a->mail.code != 0 && a->mail.code / 100 != 2) {
+		rcpt_set(r, reply_status(a->mail.code), a->mail.code,
+		    a->mail.text);
+		return;
+	}
+	/* no reply of its own: connection, TLS, AUTH, timeout, ... */
+	rcpt_set(r, DELIVERY_TEMPFAIL, 0, a->reason);
+}
+
+/* rcpt_accepted - a recipient the server took shares the message's fate */
+static void
+rcpt_accepted(struct delivery_rcpt *r, const struct deliver_attempt *a)
+{
+	if (a->final.code != 0) {
+		rcpt_set(r, a->final.code / 100 == 2 ? DELIVERY_DELIVERED :
+		    reply_status(a->final.code), a->final.code, a->final.text);
+		return;
+	}
+	if (a->rc == 0) {
+		/* libcurl read a 250 to the message that we could not parse */
+		r->status = DELIVERY_DELIVERED;
+		return;
+	}
+	if (a->data.code != 0 && a->data.code != 354) {
+		rcpt_set(r, reply_status(a->data.code), a->data.code,
+		    a->data.text);
+		return;
+	}
+	rcpt_set(r, DELIVERY_TEMPFAIL, 0, a->reason);
+}
+
+/* status_rank - how much a status still owes: TEMP > PERM > DELIVERED */
+static int
+status_rank(enum delivery_status status)
+{
+	switch (status) {
+	case DELIVERY_DELIVERED:
+		return 0;
+	case DELIVERY_PERMFAIL:
+		return 1;
+	case DELIVERY_TEMPFAIL:
+		return 2;
+	default:
+		return 3;
+	}
+}
+
+/* message_summarise - the message's status and one line for its log */
+static void
+message_summarise(struct delivery_msg *msg, const struct deliver_attempt *a)
+{
+	const struct delivery_rcpt	*worst;
+	bool				 mixed = false;
+
+	if (msg->nrcpts == 0) {
+		msg->status = DELIVERY_PERMFAIL;
+		strlcpy_s(msg->error, "no recipients", sizeof(msg->error));
+		return;
+	}
+	worst = &msg->rcpts[0];
+	for (size_t i = 1; i < msg->nrcpts; i++) {
+		const struct delivery_rcpt	*r = &msg->rcpts[i];
+		int				 d;
+
+		if (r->status != msg->rcpts[0].status)
+			mixed = true;
+		/* the worst status; among equals, the upstream's own words */
+		d = status_rank(r->status) - status_rank(worst->status);
+		if (d > 0 || (d == 0 && worst->code == 0 && r->code != 0))
+			worst = r;
+	}
+	msg->status = worst->status == DELIVERY_PENDING ? DELIVERY_TEMPFAIL :
+	    worst->status;
+	/* sent in full and no answer came: it may have arrived */
+	msg->possible_duplicate = a->rc != 0 && a->body_complete &&
+	    a->final.code == 0;
+	if (mixed) {
+		char	addr[DELIVERY_REPLY_MAX];
+
+		/* a log line: an address never breaks it */
+		text_clean(addr, sizeof(addr), worst->address != NULL ?
+		    worst->address : "", worst->address != NULL ?
+		    strlen(worst->address) : 0);
+		text_join(msg->error, sizeof(msg->error), addr, worst->reply);
+	} else
+		strlcpy_s(msg->error, worst->reply, sizeof(msg->error));
+}
+
+/* deliver_classify - outcome of every open recipient, then of the message */
+void
+deliver_classify(struct delivery_msg *msg, const struct deliver_attempt *a)
+{
+	for (size_t i = 0; i < msg->nrcpts; i++) {
+		if (msg->rcpts[i].status == DELIVERY_PENDING)
+			rcpt_classify(&msg->rcpts[i], a);
+	}
+	message_summarise(msg, a);
+}
+
+/*
+ * The message body.
+ */
+
+/* deliver_source_init - wire bytes of a message: prefix, then the file */
+void
+deliver_source_init(struct deliver_source *src, const struct delivery_msg *msg)
+{
+	memset(src, 0, sizeof(*src));
+	src->prefix = msg->prefix;
+	src->prefix_len = msg->prefix != NULL ? msg->prefix_len : 0;
+	src->fd = msg->fd;
+	src->offset = msg->offset;
+	src->length = msg->length > 0 ? msg->length : 0;
+}
+
+/* deliver_source_read - the next bytes, 0 at the end, -1 on error */
+ssize_t
+deliver_source_read(struct deliver_source *src, char *buf, size_t size)
+{
+	size_t	n = 0, want;
+	ssize_t	got;
+
+	if (src->prefix_done < src->prefix_len) {
+		n = src->prefix_len - src->prefix_done;
+		if (n > size)
+			n = size;
+		memcpy(buf, src->prefix + src->prefix_done, n);
+		src->prefix_done += n;
+	}
+	if (n == size || src->file_done >= src->length)
+		return (ssize_t)n;
+	want = size - n;
+	if ((off_t)want > src->length - src->file_done)
+		want = (size_t)(src->length - src->file_done);
+	do
+		got = pread(src->fd, buf + n, want,
+		    src->offset + src->file_done);
+	while (got == -1 && errno == EINTR);
+	if (got <= 0 && n > 0)
+		return (ssize_t)n;	/* the error shows on the next call */
+	if (got == 0)
+		errno = ENODATA;
+	if (got <= 0)
+		return -1;
+	src->file_done += got;
+	return (ssize_t)n + got;
+}
+
+/* deliver_source_done - every byte handed out */
+bool
+deliver_source_done(const struct deliver_source *src)
+{
+	return src->prefix_done >= src->prefix_len &&
+	    src->file_done >= src->length;
+}
+
+/*
+ * libcurl.
+ */
+
+/* curl_has - whether this libcurl speaks a protocol */
+static bool
+curl_has(const char *proto)
+{
+	const curl_version_info_data	*info;
+
+	info = curl_version_info(CURLVERSION_NOW);
+	for (const char *const *p = info->protocols; *p != NULL; p++) {
+		if (strcmp(*p, proto) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* deliver_global_init - libcurl's global state, once before any fork */
+void
+deliver_global_init(void)
+{
+	const curl_version_info_data	*info;
+	CURLcode			 rc;
+
+	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (rc != CURLE_OK) {
+		log_error("libcurl initialisation failed: %s",
+		    curl_easy_strerror(rc));
+		return;
+	}
+	info = curl_version_info(CURLVERSION_NOW);
+	if (!curl_has("smtp") || !curl_has("smtps"))
+		log_error("libcurl %s lacks SMTP support: no upstream delivery",
+		    info->version);
+	if (!(info->features & CURL_VERSION_SSL) || info->ssl_version == NULL)
+		log_error("libcurl %s lacks TLS support: no upstream delivery "
+		    "with smtpsecurity tls or ssl", info->version);
+}
+
+/* deliver_global_cleanup - release libcurl's global state */
+void
+deliver_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+/* address_ok - nothing in an address can break the command line */
+static bool
+address_ok(const char *addr, bool may_be_empty)
+{
+	if (addr == NULL)
+		return may_be_empty;
+	if (*addr == '\0')
+		return may_be_empty;
+	for (; *addr != '\0'; addr++) {
+		if ((unsigned char)*addr < 0x20 || *addr == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* timeout_seconds - cfg->relaytimeout, within sane bounds */
+static long
+timeout_seconds(const struct config *cfg)
+{
+	if (cfg->relaytimeout <= 0)
+		return DELIVER_TIMEOUT_DEFAULT;
+	if (cfg->relaytimeout > DELIVER_TIMEOUT_MAX)
+		return DELIVER_TIMEOUT_MAX;
+	return cfg->relaytimeout;
+}
+
+/* ca_load - the certificates of a PEM file, or NULL with a reason */
+static STACK_OF(X509) *
+ca_load(const char *path, char *err, size_t errlen)
+{
+	STACK_OF(X509)	*cas;
+	unsigned long	 e;
+	X509		*x;
+	BIO		*bio;
+
+	bio = BIO_new_file(path, "r");
+	if (bio == NULL) {
+		snprintf(err, errlen, "cannot read tlscafile %s: %s", path,
+		    strerror(errno));
+		ERR_clear_error();
+		return NULL;
+	}
+	cas = sk_X509_new_null();
+	while (cas != NULL &&
+	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (sk_X509_push(cas, x) == 0)
+			X509_free(x);
+	}
+	BIO_free(bio);
+	/* the end of the file reads as "no start line"; anything else is bad */
+	e = ERR_peek_last_error();
+	ERR_clear_error();
+	if (cas == NULL || sk_X509_num(cas) == 0 || (e != 0 &&
+	    !(ERR_GET_LIB(e) == ERR_LIB_PEM &&
+	    ERR_GET_REASON(e) == PEM_R_NO_START_LINE))) {
+		snprintf(err, errlen, "tlscafile %s: no valid PEM certificate",
+		    path);
+		sk_X509_pop_free(cas, X509_free);
+		return NULL;
+	}
+	return cas;
+}
+
+/*
+ * ssl_ctx_cb - add tlscafile to the store of a new TLS connection; libcurl
+ * loads the system CAs into the same store, so both count
+ */
+static CURLcode
+ssl_ctx_cb(CURL *curl, void *ctx, void *arg)
+{
+	STACK_OF(X509)	*cas = arg;
+	X509_STORE	*store = SSL_CTX_get_cert_store((SSL_CTX *)ctx);
+
+	for (int i = 0; i < sk_X509_num(cas); i++) {
+		if (X509_STORE_add_cert(store, sk_X509_value(cas, i)) != 1) {
+			ERR_clear_error();
+			return CURLE_SSL_CACERT_BADFILE;
+		}
+	}
+	return CURLE_OK;
+}
+
+/*
+ * debug_log - one dialogue line, cleaned.  debuglevel is the admin asking
+ * for the dialogue, so it is logged at INFO: no second switch is needed.
+ */
+static void
+debug_log(struct session *s, const char *dir, const char *data, size_t len)
+{
+	char	line[DELIVER_LOG_LINE];
+
+	text_clean(line, sizeof(line), data, line_len(data, len));
+	log_info("upstream %s: %s %s", s->peer, dir, line);
+}
+
+/* debug_cb - libcurl's account of the session: the only view of replies */
+static int
+debug_cb(CURL *curl, curl_infotype type, char *data, size_t size, void *arg)
+{
+	struct session	*s = arg;
+	char		 shown[DELIVER_LOG_LINE];
+
+	switch (type) {
+	case CURLINFO_HEADER_OUT:
+		deliver_dialogue_out(&s->dlg, data, size, shown, sizeof(shown));
+		if (s->cfg->debuglevel >= 1)
+			log_info("upstream %s: > %s", s->peer, shown);
+		break;
+	case CURLINFO_HEADER_IN:
+		deliver_dialogue_in(&s->dlg, data, size);
+		if (s->cfg->debuglevel >= 1)
+			debug_log(s, "<", data, size);
+		break;
+	case CURLINFO_TEXT:
+		if (s->cfg->debuglevel >= 2)
+			debug_log(s, "*", data, size);
+		break;
+	default:
+		/* the message itself and TLS records are not logged */
+		break;
+	}
+	return 0;
+}
+
+/*
+ * read_cb - the message for DATA.  libcurl goes on without AUTH when the
+ * server offers none; with a login configured, a session that did not log
+ * in aborts here, before the first byte, so the server never sees the end
+ * of DATA and delivers nothing.
+ */
+static size_t
+read_cb(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct session	*s = arg;
+	ssize_t		 n;
+
+	if (s->creds && !s->dlg.authenticated) {
+		s->att.not_authenticated = true;
+		return CURL_READFUNC_ABORT;
+	}
+	n = deliver_source_read(&s->src, buf, size * nitems);
+	if (n == -1) {
+		s->read_errno = errno;
+		s->att.read_error = true;
+		return CURL_READFUNC_ABORT;
+	}
+	if (deliver_source_done(&s->src))
+		s->att.body_complete = true;
+	return (size_t)n;
+}
+
+/* host_valid - a host name or IP literal that cannot bend the URL */
+static bool
+host_valid(const char *h)
+{
+	if (h == NULL || *h == '\0')
+		return false;
+	for (; *h != '\0'; h++) {
+		if (!isalnum((unsigned char)*h) &&
+		    strchr(".-_:%[]", *h) == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* url_host - the host as a URL wants it: IPv6 in brackets, "%" as "%25" */
+static char *
+url_host(const char *h)
+{
+	char	*host, *p;
+
+	if (h[0] == '[' || strchr(h, ':') == NULL)
+		return xstrdup(h);
+	host = xmalloc(3 * strlen(h) + 3);
+	p = host;
+	*p++ = '[';
+	for (; *h != '\0'; h++) {
+		*p++ = *h;
+		if (*h == '%') {
+			*p++ = '2';
+			*p++ = '5';
+		}
+	}
+	*p++ = ']';
+	*p = '\0';
+	return host;
+}
+
+/* session_url - smtp[s]://host:port/<EHLO name>, and host:port for logs */
+static int
+session_url(struct session *s, char *err, size_t errlen)
+{
+	const struct account	*acct = s->acct;
+	const char		*ehlo;
+	char			*host, *path = NULL;
+
+	if (!host_valid(acct->smtphost)) {
+		snprintf(err, errlen, "invalid smtphost \"%s\"",
+		    acct->smtphost != NULL ? acct->smtphost : "");
+		return -1;
+	}
+	ehlo = acct->localhostname != NULL ? acct->localhostname :
+	    s->cfg->hostname;
+	/* without a path libcurl would say EHLO with gethostname() */
+	if (ehlo != NULL &&
+	    (path = curl_easy_escape(s->curl, ehlo, 0)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	host = url_host(acct->smtphost);
+	s->url = xasprintf("%s://%s:%d/%s",
+	    acct->smtpsecurity == SECURITY_SSL ? "smtps" : "smtp", host,
+	    account_port(acct), path != NULL ? path : "");
+	s->peer = xasprintf("%s:%d", host, account_port(acct));
+	curl_free(path);
+	free(host);
+	return 0;
+}
+
+/* session_options - URL, dialogue, body and timeouts */
+static int
+session_options(struct session *s)
+{
+	CURL	*c = s->curl;
+	long	 t = timeout_seconds(s->cfg);
+	long	 ct = t < DELIVER_CONNECT_MAX ? t : DELIVER_CONNECT_MAX;
+	int	 bad = 0;
+
+	bad |= curl_easy_setopt(c, CURLOPT_URL, s->url) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps") !=
+	    CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->errbuf) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_VERBOSE, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, debug_cb) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_DEBUGDATA, s) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_UPLOAD, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_READDATA, s) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1L) !=
+	    CURLE_OK;
+	/* the connect timeout also covers the greeting */
+	bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ct * 1000) !=
+	    CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_SERVER_RESPONSE_TIMEOUT, t) !=
+	    CURLE_OK;
+	/* catches a peer that stops reading the message, and slow replies */
+	bad |= curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, t) != CURLE_OK;
+	/* libcurl 7.88 reuses connections the server closed: stay young */
+	bad |= curl_easy_setopt(c, CURLOPT_MAXAGE_CONN,
+	    (long)DELIVER_MAXAGE_CONN) != CURLE_OK;
+	return bad ? -1 : 0;
+}
+
+/* session_tls - STARTTLS or implicit TLS, versions, verification, CAs */
+static int
+session_tls(struct session *s)
+{
+	const struct account	*acct = s->acct;
+	CURL			*c = s->curl;
+	int			 bad = 0;
+
+	/* "tls" requires STARTTLS: never CURLUSESSL_TRY, a plain fall-back */
+	bad |= curl_easy_setopt(c, CURLOPT_USE_SSL,
+	    acct->smtpsecurity == SECURITY_NONE ? (long)CURLUSESSL_NONE :
+	    (long)CURLUSESSL_ALL) != CURLE_OK;
+	if (acct->smtpsecurity == SECURITY_NONE)
+		return bad ? -1 : 0;
+	if (acct->smtpweaktls) {
+		bad |= curl_easy_setopt(c, CURLOPT_SSLVERSION,
+		    (long)CURL_SSLVERSION_TLSv1_0) != CURLE_OK;
+		bad |= curl_easy_setopt(c, CURLOPT_SSL_CIPHER_LIST,
+		    "DEFAULT@SECLEVEL=0") != CURLE_OK;
+	} else
+		bad |= curl_easy_setopt(c, CURLOPT_SSLVERSION,
+		    (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER,
+	    acct->tlsverify ? 1L : 0L) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST,
+	    acct->tlsverify ? 2L : 0L) != CURLE_OK;
+	/* the CA store cache would keep one batch's extra CA for the next */
+	bad |= curl_easy_setopt(c, CURLOPT_CA_CACHE_TIMEOUT, 0L) != CURLE_OK;
+	if (s->cas != NULL) {
+		bad |= curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION,
+		    ssl_ctx_cb) != CURLE_OK;
+		bad |= curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, s->cas) !=
+		    CURLE_OK;
+	}
+	return bad ? -1 : 0;
+}
+
+/* session_login - user, password and the mechanisms allowed */
+static int
+session_login(struct session *s)
+{
+	const struct account	*acct = s->acct;
+	CURL			*c = s->curl;
+	int			 bad = 0;
+
+	if (!s->creds)
+		return 0;
+	bad |= curl_easy_setopt(c, CURLOPT_USERNAME, acct->smtpusername) !=
+	    CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_PASSWORD,
+	    acct->smtppassword != NULL ? acct->smtppassword : "") != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_LOGIN_OPTIONS,
+	    DELIVER_AUTH_OPTIONS) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_SASL_IR, 1L) != CURLE_OK;
+	return bad ? -1 : 0;
+}
+
+/* session_open - a handle for one batch, created in this process */
+static struct session *
+session_open(const struct config *cfg, const struct account *acct, char *err,
+    size_t errlen)
+{
+	const char	*proto = acct->smtpsecurity == SECURITY_SSL ? "smtps" :
+	    "smtp";
+	struct session	*s;
+
+	if (!curl_has(proto)) {
+		snprintf(err, errlen, "libcurl lacks %s support", proto);
+		return NULL;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->cfg = cfg;
+	s->acct = acct;
+	s->creds = acct->smtpusername != NULL && acct->smtpusername[0] != '\0';
+	deliver_dialogue_begin(&s->dlg, NULL, NULL, 0, &s->att);
+	if (acct->tlscafile != NULL && acct->tlsverify &&
+	    acct->smtpsecurity != SECURITY_NONE &&
+	    (s->cas = ca_load(acct->tlscafile, err, errlen)) == NULL)
+		goto fail;
+	if ((s->curl = curl_easy_init()) == NULL) {
+		snprintf(err, errlen, "cannot create a libcurl handle");
+		goto fail;
+	}
+	if (session_url(s, err, errlen) == -1)
+		goto fail;
+	if (session_options(s) == -1 || session_tls(s) == -1 ||
+	    session_login(s) == -1) {
+		snprintf(err, errlen, "libcurl refused an option (%s)",
+		    curl_version());
+		goto fail;
+	}
+	return s;
+fail:
+	session_close(s);
+	return NULL;
+}
+
+/* session_close - QUIT, then release the handle and the CAs */
+static void
+session_close(struct session *s)
+{
+	if (s->curl != NULL)
+		curl_easy_cleanup(s->curl);
+	sk_X509_pop_free(s->cas, X509_free);
+	free(s->url);
+	free(s->peer);
+	free(s);
+}
+
+/* message_reset - nothing known yet about a message */
+static void
+message_reset(struct delivery_msg *msg)
+{
+	for (size_t i = 0; i < msg->nrcpts; i++) {
+		msg->rcpts[i].status = DELIVERY_PENDING;
+		msg->rcpts[i].code = 0;
+		msg->rcpts[i].reply[0] = '\0';
+	}
+	msg->status = DELIVERY_PENDING;
+	msg->possible_duplicate = false;
+	msg->error[0] = '\0';
+	msg->elapsed_ms = 0;
+}
+
+/* message_fail - the same outcome and reason for every recipient */
+static void
+message_fail(struct delivery_msg *msg, enum delivery_status status,
+    const char *reason)
+{
+	struct deliver_attempt	none;
+
+	memset(&none, 0, sizeof(none));
+	for (size_t i = 0; i < msg->nrcpts; i++)
+		rcpt_set(&msg->rcpts[i], status, 0, reason);
+	message_summarise(msg, &none);
+}
+
+/* rcpt_prepare - the RCPT list; map[k] is the recipient of the k-th RCPT */
+static size_t
+rcpt_prepare(struct delivery_msg *msg, struct curl_slist **list, size_t *map)
+{
+	struct curl_slist	*l;
+	size_t			 n = 0;
+
+	for (size_t i = 0; i < msg->nrcpts; i++) {
+		struct delivery_rcpt	*r = &msg->rcpts[i];
+
+		if (!address_ok(r->address, false)) {
+			rcpt_set(r, DELIVERY_PERMFAIL, 0,
+			    "invalid recipient address");
+			continue;
+		}
+		if ((l = curl_slist_append(*list, r->address)) == NULL) {
+			rcpt_set(r, DELIVERY_TEMPFAIL, 0, "out of memory");
+			continue;
+		}
+		*list = l;
+		map[n++] = i;
+	}
+	return n;
+}
+
+/* rcpt_unsent - forget the replies of an attempt that is made again */
+static void
+rcpt_unsent(struct delivery_msg *msg, const size_t *map, size_t nmap)
+{
+	for (size_t k = 0; k < nmap; k++) {
+		msg->rcpts[map[k]].code = 0;
+		msg->rcpts[map[k]].reply[0] = '\0';
+	}
+}
+
+/* attempt_run - one curl_easy_perform for one message */
+static void
+attempt_run(struct session *s, struct delivery_msg *msg,
+    struct curl_slist *list, const size_t *map, size_t nmap)
+{
+	curl_off_t	size;
+	long		nconn = 0;
+	int		bad = 0;
+
+	memset(&s->att, 0, sizeof(s->att));
+	deliver_dialogue_begin(&s->dlg, msg, map, nmap, &s->att);
+	deliver_source_init(&s->src, msg);
+	size = (curl_off_t)s->src.prefix_len + (curl_off_t)s->src.length;
+	s->errbuf[0] = '\0';
+	/* "" is MAIL FROM:<>; curl adds the angle brackets itself */
+	bad |= curl_easy_setopt(s->curl, CURLOPT_MAIL_FROM,
+	    msg->mail_from != NULL ? msg->mail_from : "") != CURLE_OK;
+	bad |= curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, list) != CURLE_OK;
+	bad |= curl_easy_setopt(s->curl, CURLOPT_INFILESIZE_LARGE, size) !=
+	    CURLE_OK;
+	if (bad) {
+		/* never send with the previous message's envelope */
+		s->att.rc = CURLE_OUT_OF_MEMORY;
+		s->reused = false;
+		attempt_explain(s);
+		return;
+	}
+
+	s->att.rc = (int)curl_easy_perform(s->curl);
+
+	/*
+	 * No new connection, and an earlier attempt made one: this one used
+	 * it.  Whether libcurl keeps a connection after a failure varies (it
+	 * did after a 452 to the message), so the login state is not guessed
+	 * from rc: a new connection shows itself by its greeting and EHLO.
+	 */
+	curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &nconn);
+	s->reused = s->have_conn && nconn == 0;
+	if (nconn > 0)
+		s->have_conn = true;
+	attempt_explain(s);
+}
+
+/* attempt_explain - the reason for recipients without a reply of their own */
+static void
+attempt_explain(struct session *s)
+{
+	struct deliver_attempt	*a = &s->att;
+	const char		*err = s->errbuf[0] != '\0' ? s->errbuf :
+	    curl_easy_strerror((CURLcode)a->rc);
+
+	if (a->not_authenticated)
+		strlcpy_s(a->reason, DELIVER_NOAUTH, sizeof(a->reason));
+	else if (a->read_error)
+		snprintf(a->reason, sizeof(a->reason),
+		    "cannot read the spool file: %s", strerror(s->read_errno));
+	else if (a->rc == CURLE_OK)
+		a->reason[0] = '\0';
+	else if (a->stage == DELIVER_STAGE_CONNECT)
+		attempt_explain_connect(s, err);
+	else if (a->stage == DELIVER_STAGE_BODY && a->body_complete)
+		snprintf(a->reason, sizeof(a->reason),
+		    "no reply after the message was sent: %s", err);
+	else if (a->stage == DELIVER_STAGE_BODY)
+		snprintf(a->reason, sizeof(a->reason),
+		    "message not sent in full: %s", err);
+	else
+		snprintf(a->reason, sizeof(a->reason), "%s", err);
+}
+
+/* attempt_explain_connect - why a session did not get as far as MAIL */
+static void
+attempt_explain_connect(struct session *s, const char *err)
+{
+	struct deliver_attempt	*a = &s->att;
+	const char		*what = NULL;
+
+	switch (a->rc) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+		what = "TLS certificate verification failed";
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+		what = "TLS handshake failed";
+		break;
+	case CURLE_USE_SSL_FAILED:
+		what = "server offers no STARTTLS (smtpsecurity tls)";
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		what = "timeout";
+		break;
+	case CURLE_LOGIN_DENIED:
+		if (a->auth_sent && a->conn.code != 0) {
+			/* a 535 is TEMPFAIL: an admin can fix the password */
+			text_join(a->reason, sizeof(a->reason),
+			    "authentication failed", a->conn.text);
+			return;
+		}
+		what = "server offers neither AUTH PLAIN nor AUTH LOGIN";
+		break;
+	case CURLE_WEIRD_SERVER_REPLY:
+		if (a->conn.code / 100 == 4 || a->conn.code / 100 == 5) {
+			/* the greeting or EHLO refused the session */
+			strlcpy_s(a->reason, a->conn.text, sizeof(a->reason));
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	if (what != NULL)
+		snprintf(a->reason, sizeof(a->reason), "%s: %s", what, err);
+	else
+		snprintf(a->reason, sizeof(a->reason), "%s", err);
+}
+
+/*
+ * attempt_retryable - a reused connection failed before any recipient was
+ * accepted: most likely the server had closed it, so nothing went out
+ */
+static bool
+attempt_retryable(const struct session *s, const struct delivery_msg *msg)
+{
+	const struct deliver_attempt	*a = &s->att;
+
+	if (a->rc == CURLE_OK || !s->reused || a->read_error ||
+	    a->not_authenticated || a->stage >= DELIVER_STAGE_BODY)
+		return false;
+	for (size_t i = 0; i < msg->nrcpts; i++) {
+		if (msg->rcpts[i].code / 100 == 2)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * attempt_broke_connection - a failure that every further message of the
+ * batch would meet again: connect, TLS, AUTH, greeting, missing login
+ */
+static bool
+attempt_broke_connection(const struct deliver_attempt *a)
+{
+	if (a->not_authenticated)
+		return true;
+	return a->rc != CURLE_OK && !a->read_error &&
+	    a->stage == DELIVER_STAGE_CONNECT;
+}
+
+/* message_deliver - one message over the session, retried once if stale */
+static void
+message_deliver(struct session *s, struct delivery_msg *msg)
+{
+	struct curl_slist	*list = NULL;
+	int64_t			 start = now_ms();
+	size_t			*map, nmap;
+
+	if (s->hold) {
+		message_fail(msg, DELIVERY_TEMPFAIL, s->hold_reason);
+		return;
+	}
+	if (!address_ok(msg->mail_from, true)) {
+		message_fail(msg, DELIVERY_PERMFAIL, "invalid sender address");
+		return;
+	}
+	map = xcalloc(msg->nrcpts, sizeof(*map));
+	memset(&s->att, 0, sizeof(s->att));
+	nmap = rcpt_prepare(msg, &list, map);
+	if (nmap > 0) {
+		attempt_run(s, msg, list, map, nmap);
+		if (attempt_retryable(s, msg)) {
+			log_debug("upstream %s: %s: reused connection failed "
+			    "(%s), trying a new one", s->peer,
+			    msg->id != NULL ? msg->id : "-", s->att.reason);
+			rcpt_unsent(msg, map, nmap);
+			curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, 1L);
+			attempt_run(s, msg, list, map, nmap);
+			curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, 0L);
+		}
+	}
+	deliver_classify(msg, &s->att);
+	if (attempt_broke_connection(&s->att)) {
+		s->hold = true;
+		strlcpy_s(s->hold_reason, s->att.reason,
+		    sizeof(s->hold_reason));
+	}
+	/* QUIT at cleanup must not reach into this message's recipients */
+	deliver_dialogue_begin(&s->dlg, NULL, NULL, 0, &s->att);
+	curl_slist_free_all(list);
+	free(map);
+	msg->elapsed_ms = (long)(now_ms() - start);
+}
+
+/* deliver_batch - every message of one account over one session */
+int
+deliver_batch(const struct config *cfg, const struct account *acct,
+    struct delivery_msg *msgs, size_t n)
+{
+	struct session	*s;
+	char		 err[DELIVERY_REPLY_MAX];
+
+	for (size_t i = 0; i < n; i++)
+		message_reset(&msgs[i]);
+	s = session_open(cfg, acct, err, sizeof(err));
+	if (s == NULL) {
+		for (size_t i = 0; i < n; i++)
+			message_fail(&msgs[i], DELIVERY_TEMPFAIL, err);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		message_deliver(s, &msgs[i]);
+	session_close(s);
+	return 0;
+}
