@@ -108,6 +108,7 @@ static int
 start(struct config *cfg, bool foreground)
 {
 	struct spool	 spool;
+	SSL_CTX		*tls_ctx;
 	int		*fds;
 	size_t		 nfds;
 	int		 rc;
@@ -117,6 +118,8 @@ start(struct config *cfg, bool foreground)
 		    strerror(errno));
 		return EXIT_START;
 	}
+	if (master_tls_context(cfg, &tls_ctx) < 0)
+		return EXIT_START;
 	if (master_listen(cfg, &fds, &nfds) < 0)
 		return EXIT_START;
 	deliver_global_init();
@@ -136,7 +139,7 @@ start(struct config *cfg, bool foreground)
 		    strerror(errno));
 	log_info("smtpproxyd %s starting with %s", SMTPPROXY_VERSION,
 	    cfg->path);
-	rc = master_run(cfg, fds, nfds, &spool);
+	rc = master_run(cfg, fds, nfds, &spool, tls_ctx);
 	if (cfg->pidfile != NULL)
 		unlink(cfg->pidfile);
 	free(fds);

@@ -437,9 +437,9 @@ parse_allow(struct master *m)
 	}
 }
 
-/* tls_context - the STARTTLS context of a config, or NULL without tlscert */
-static int
-tls_context(const struct config *cfg, SSL_CTX **ctx)
+/* master_tls_context - the STARTTLS context of a config, or NULL without tlscert */
+int
+master_tls_context(const struct config *cfg, SSL_CTX **ctx)
 {
 	char	err[512];
 
@@ -466,7 +466,7 @@ reload(struct master *m)
 		log_error("reload refused, keeping the running config: %s", err);
 		return;
 	}
-	if (tls_context(next, &ctx) < 0) {
+	if (master_tls_context(next, &ctx) < 0) {
 		log_error("reload refused, keeping the running config");
 		config_free(next);
 		return;
@@ -524,7 +524,8 @@ shutdown_children(struct master *m)
 
 /* master_run - supervise until told to stop */
 int
-master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp)
+master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp,
+    SSL_CTX *tls_ctx)
 {
 	struct master	 m;
 	sigset_t	 set;
@@ -546,8 +547,7 @@ master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp)
 		return 3;
 	}
 	parse_allow(&m);
-	if (tls_context(cfg, &m.tls_ctx) < 0)
-		return 3;
+	m.tls_ctx = tls_ctx;
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);

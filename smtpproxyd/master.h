@@ -5,8 +5,10 @@
  *
  *   master_listen(cfg, &fds, &nfds)  bind every listen address on port;
  *                        -1 with the reason logged
- *   master_run(cfg, fds, nfds, spool) supervise until SIGTERM/SIGINT;
- *                        returns the process exit status
+ *   master_tls_context(cfg, &ctx)   the clients' STARTTLS context (NULL
+ *                        without tlscert); -1 with the reason logged
+ *   master_run(cfg, fds, nfds, spool, ctx) supervise until SIGTERM/SIGINT;
+ *                        owns ctx from then on; returns the exit status
  *
  * Signals: SIGHUP re-reads the configuration (kept if invalid; children
  * and the relay are replaced, sessions in progress finish on the old one);
@@ -21,6 +23,8 @@
 
 #include <stddef.h>
 
+#include <openssl/ssl.h>
+
 #include "config.h"
 #include "spool.h"
 
@@ -31,6 +35,7 @@
 #define POOL_SHRINK_IDLE	30	/* seconds idle before a spare child goes */
 
 int	master_listen(const struct config *, int **, size_t *);
-int	master_run(struct config *, int *, size_t, struct spool *);
+int	master_tls_context(const struct config *, SSL_CTX **);
+int	master_run(struct config *, int *, size_t, struct spool *, SSL_CTX *);
 
 #endif
