@@ -81,6 +81,7 @@ spool_open(struct spool *sp, const char *msgdir, bool create)
 	sp->cur = xasprintf("%s/cur", msgdir);
 	sp->failed = xasprintf("%s/failed", msgdir);
 	sp->trigger = xasprintf("%s/trigger", msgdir);
+	sp->status = xasprintf("%s/status", msgdir);
 	spool_set_host(sp);
 	if (create) {
 		if (spool_mkdir(sp->dir) < 0 || spool_mkdir(sp->tmp) < 0 ||
@@ -108,6 +109,7 @@ spool_close(struct spool *sp)
 	free(sp->cur);
 	free(sp->failed);
 	free(sp->trigger);
+	free(sp->status);
 	memset(sp, 0, sizeof(*sp));
 	sp->trigger_wfd = -1;
 }

@@ -7,6 +7,7 @@
  *   msgdir/cur      claimed by the relay; retry state in the name's info part
  *   msgdir/failed   permanently failed, each with a "<name>.reason" beside it
  *   msgdir/trigger  FIFO: one byte written after each commit wakes the relay
+ *   msgdir/status   the running daemon's scoreboard (see scoreboard.h)
  *
  * A message file begins with envelope lines we own, then our Received:
  * line and the message as the client sent it (CRLF normalised):
@@ -59,7 +60,7 @@
 
 struct spool {
 	char	*dir;			/* msgdir, absolute */
-	char	*tmp, *new, *cur, *failed, *trigger;
+	char	*tmp, *new, *cur, *failed, *trigger, *status;
 	int	 trigger_wfd;		/* writer end, opened lazily */
 	char	 host[64];		/* maildir host part */
 	unsigned long seq;		/* Q<n> counter of this process */

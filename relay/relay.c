@@ -22,6 +22,7 @@
 #include "log.h"
 #include "relay.h"
 #include "retry.h"
+#include "scoreboard.h"
 #include "util.h"
 
 /* One claimed message on its way upstream. */
@@ -312,6 +313,8 @@ relay_settle(const struct config *cfg, struct spool *sp, struct relay_item *it,
 	    spool_rewrite_rcpts(sp, &it->entry, &it->env, keep) < 0)
 		log_error("%s: cannot rewrite recipients: %s (all will be retried)",
 		    it->entry.id, strerror(errno));
+	stat_increment(action == RETRY_DONE ? STAT_DELIVERED :
+	    action == RETRY_DEFER ? STAT_DEFERRED : STAT_FAILED, 1);
 	switch (action) {
 	case RETRY_DONE:
 		if (spool_done(sp, &it->entry) < 0)

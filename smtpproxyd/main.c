@@ -20,6 +20,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "master.h"
+#include "privdrop.h"
 #include "spool.h"
 #include "util.h"
 #include "version.h"
@@ -103,21 +104,68 @@ open_log(const struct config *cfg, bool foreground)
 	return log_open("smtpproxyd", LOG_TO_SYSLOG, NULL);
 }
 
+/* warn_readable_secrets - a config with passwords that others may read */
+static void
+warn_readable_secrets(const struct config *cfg)
+{
+	struct stat	st;
+
+	if (stat(cfg->path, &st) < 0 || (st.st_mode & S_IROTH) == 0)
+		return;
+	for (size_t i = 0; i < cfg->naccounts; i++) {
+		const struct account	*a = &cfg->accounts[i];
+
+		if (a->smtppassword || a->poppassword || a->localpassword) {
+			log_warning("%s holds passwords and is readable by "
+			    "every user: chmod 640 (or 600) it", cfg->path);
+			return;
+		}
+	}
+}
+
+/* own_spool - the spool belongs to the user the children run as */
+static int
+own_spool(const struct priv *priv, const struct spool *sp)
+{
+	const char *const paths[] = { sp->dir, sp->tmp, sp->new, sp->cur,
+	    sp->failed, sp->trigger };
+
+	for (size_t i = 0; i < ARRAY_LEN(paths); i++) {
+		if (priv_chown(priv, paths[i]) < 0) {
+			log_error("cannot give %s to uid %ld: %s", paths[i],
+			    (long)priv->uid, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* start - everything after the configuration is known to be good */
 static int
 start(struct config *cfg, bool foreground)
 {
 	struct spool	 spool;
+	struct priv	 priv;
 	SSL_CTX		*tls_ctx;
+	char		 err[256];
 	int		*fds;
 	size_t		 nfds;
 	int		 rc;
 
+	warn_readable_secrets(cfg);
+	if (priv_resolve(cfg, &priv, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return EXIT_START;
+	}
 	if (spool_open(&spool, cfg->msgdir, true) < 0) {
 		log_error("cannot use spool %s: %s", cfg->msgdir,
 		    strerror(errno));
 		return EXIT_START;
 	}
+	if (own_spool(&priv, &spool) < 0)
+		return EXIT_START;
+	if (cfg->logfile != NULL && !foreground)
+		(void)priv_chown(&priv, cfg->logfile);
 	if (master_tls_context(cfg, &tls_ctx) < 0)
 		return EXIT_START;
 	if (master_listen(cfg, &fds, &nfds) < 0)
@@ -139,7 +187,7 @@ start(struct config *cfg, bool foreground)
 		    strerror(errno));
 	log_info("smtpproxyd %s starting with %s", SMTPPROXY_VERSION,
 	    cfg->path);
-	rc = master_run(cfg, fds, nfds, &spool, tls_ctx);
+	rc = master_run(cfg, fds, nfds, &spool, tls_ctx, &priv);
 	if (cfg->pidfile != NULL)
 		unlink(cfg->pidfile);
 	free(fds);

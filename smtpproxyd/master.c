@@ -22,6 +22,7 @@
 #include "master.h"
 #include "netio.h"
 #include "netmatch.h"
+#include "privdrop.h"
 #include "relay.h"
 #include "scoreboard.h"
 #include "session.h"
@@ -56,6 +57,7 @@ struct master {
 	struct netmatch	*allow;			/* client networks */
 	size_t		 nallow;
 	SSL_CTX		*tls_ctx;		/* STARTTLS, or NULL */
+	struct priv	 priv;			/* who the children run as */
 	time_t		 respawn_at[2];		/* per kind: not before */
 	int		 backoff[2];		/* per kind: current delay */
 };
@@ -283,12 +285,20 @@ spawn(struct master *m, enum child_kind kind)
 	}
 	if (pid == 0) {
 		m->my_slot = slot;
+		if (priv_drop(&m->priv) < 0) {
+			log_crit("cannot drop privileges to uid %ld gid %ld: %s",
+			    (long)m->priv.uid, (long)m->priv.gid,
+			    strerror(errno));
+			_exit(1);
+		}
 		if (kind == CHILD_LISTENER)
 			listener_main(m);
 		relay_child(m);
 	}
 	if (slot >= 0)
 		scoreboard_assign(&m->sb, slot, pid);
+	if (kind == CHILD_RELAY)
+		m->sb.hdr->relay_pid = pid;
 	if (m->nchildren == m->cap) {
 		m->cap = m->cap ? m->cap * 2 : 16;
 		m->children = xrealloc(m->children,
@@ -489,6 +499,8 @@ reload(struct master *m)
 	}
 	config_free(m->cfg);
 	m->cfg = next;
+	m->sb.hdr->processes = next->processes;
+	m->sb.hdr->maxprocesses = next->maxprocesses;
 	parse_allow(m);
 	signal_children(m, SIGTERM, -1);
 	m->generation++;
@@ -525,7 +537,7 @@ shutdown_children(struct master *m)
 /* master_run - supervise until told to stop */
 int
 master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp,
-    SSL_CTX *tls_ctx)
+    SSL_CTX *tls_ctx, const struct priv *priv)
 {
 	struct master	 m;
 	sigset_t	 set;
@@ -541,11 +553,15 @@ master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp,
 	m.relay_wanted = 1;
 	m.my_slot = -1;
 	m.master_pid = getpid();
+	m.priv = *priv;
 	/* Twice the pool: old children finish while new ones start on reload. */
-	if (scoreboard_create(&m.sb, 2 * cfg->maxprocesses) < 0) {
-		log_error("cannot create scoreboard: %s", strerror(errno));
+	if (scoreboard_create(&m.sb, sp->status, 2 * cfg->maxprocesses) < 0) {
+		log_error("cannot create %s: %s", sp->status, strerror(errno));
 		return 3;
 	}
+	(void)priv_chown(priv, sp->status);
+	m.sb.hdr->processes = cfg->processes;
+	m.sb.hdr->maxprocesses = cfg->maxprocesses;
 	parse_allow(&m);
 	m.tls_ctx = tls_ctx;
 	sigemptyset(&set);
@@ -571,6 +587,7 @@ master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp,
 			free(m.allow);
 			if (m.tls_ctx != NULL)
 				SSL_CTX_free(m.tls_ctx);
+			m.sb.hdr->master_pid = 0;	/* not running any more */
 			scoreboard_destroy(&m.sb);
 			log_info("stopped");
 			return 0;

@@ -14,6 +14,7 @@
 #include "clientauth.h"
 #include "data.h"
 #include "log.h"
+#include "scoreboard.h"
 #include "session.h"
 #include "smtpcmd.h"
 #include "tls.h"
@@ -168,6 +169,7 @@ cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 		return NEXT_CONTINUE;
 	}
 	if (account_lookup(s->cfg, cmd->path) == NULL) {
+		stat_increment(STAT_REFUSED, 1);
 		log_info("refused sender <%s> from %s: no account",
 		    cmd->path, s->client_ip);
 		reply(s, 550, "5.7.1 <%s>: Sender address has no relay account here",
@@ -322,6 +324,7 @@ cmd_data(struct session *s)
 			break;
 		}
 		spool_trigger(s->spool);
+		stat_increment(STAT_ACCEPTED, 1);
 		s->accepted++;
 		log_info("%s: accepted from=<%s> nrcpt=%zu size=%lld client=%s",
 		    msg.id, s->sender, s->nrcpts, result.size, s->client_ip);
@@ -568,6 +571,7 @@ smtp_session_run(struct netio *io, const struct config *cfg,
 	s.tls_ctx = tls_ctx;
 	s.client_ip = client_ip;
 	s.state = STATE_CONNECTED;
+	stat_increment(STAT_SESSIONS, 1);
 	reply(&s, 220, "%s ESMTP smtpproxy", cfg->hostname);
 	for (;;) {
 		rc = netio_read_line(io, &line, &len, SMTP_COMMAND_LINE_MAX);
