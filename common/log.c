@@ -1,8 +1,12 @@
 /*
  * log - one line per event, to stderr, syslog or a file (see log.h).
  */
+#include <sys/file.h>
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +23,11 @@ static enum log_level	log_threshold = LOG_LEVEL_INFO;
 static enum log_target	log_target = LOG_TO_STDERR;
 static int		log_fd = -1;
 static char		log_ident[32] = "smtpproxyd";
+static char		*log_path;
+static long		log_rotate_size;
+static int		log_rotate_count;
+static uid_t		log_owner_uid = (uid_t)-1;
+static gid_t		log_owner_gid = (gid_t)-1;
 
 static const char *const level_names[] = {
 	[LOG_LEVEL_DEBUG] = "DEBUG",
@@ -38,16 +47,99 @@ log_open(const char *ident, enum log_target target, const char *path)
 		close(log_fd);
 		log_fd = -1;
 	}
+	free(log_path);
+	log_path = NULL;
 	if (target == LOG_TO_FILE) {
 		log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 		    0640);
 		if (log_fd < 0)
 			return -1;
+		log_path = xstrdup(path);
 	}
 	if (target == LOG_TO_SYSLOG)
 		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 	log_target = target;
 	return 0;
+}
+
+/* log_set_rotation - rotate at size bytes, keeping count files */
+void
+log_set_rotation(long size, int count)
+{
+	log_rotate_size = size;
+	log_rotate_count = count;
+}
+
+/* log_reopen - open the log file's path again (it may have been moved) */
+int
+log_reopen(void)
+{
+	int	fd;
+
+	if (log_target != LOG_TO_FILE || log_path == NULL)
+		return 0;
+	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -1;
+	if (log_owner_uid != (uid_t)-1 && geteuid() == 0)
+		(void)fchown(fd, log_owner_uid, log_owner_gid);
+	dup2(fd, log_fd);	/* keep the descriptor number children share */
+	close(fd);
+	return 0;
+}
+
+/* rotate_files - file.(n-1) -> file.n ... file -> file.1 */
+static void
+rotate_files(void)
+{
+	char	from[4096], to[4096];
+
+	for (int i = log_rotate_count; i > 0; i--) {
+		if (i == 1)
+			snprintf(from, sizeof(from), "%s", log_path);
+		else
+			snprintf(from, sizeof(from), "%s.%d", log_path, i - 1);
+		snprintf(to, sizeof(to), "%s.%d", log_path, i);
+		(void)rename(from, to);
+	}
+}
+
+/*
+ * log_rotate_check - after a write: rotate if the file is too big, or
+ * reopen if another process has rotated it already.
+ */
+static void
+log_rotate_check(void)
+{
+	struct stat	mine, named;
+	char		lockpath[4096];
+	int		lockfd;
+
+	if (log_rotate_size <= 0 || log_rotate_count <= 0 || log_path == NULL)
+		return;
+	if (fstat(log_fd, &mine) < 0 || mine.st_size < log_rotate_size)
+		return;
+	snprintf(lockpath, sizeof(lockpath), "%s.lock", log_path);
+	/* Readable by all: a lock, not data; any writer of the log may take it. */
+	lockfd = open(lockpath, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (lockfd < 0)
+		return;
+	if (flock(lockfd, LOCK_EX) == 0) {
+		/* Someone else may have won: then only follow the new file. */
+		if (stat(log_path, &named) == 0 && named.st_ino == mine.st_ino &&
+		    named.st_dev == mine.st_dev)
+			rotate_files();
+		(void)log_reopen();
+	}
+	close(lockfd);
+}
+
+/* log_set_owner - files made by rotation belong to the unprivileged user */
+void
+log_set_owner(uid_t uid, gid_t gid)
+{
+	log_owner_uid = uid;
+	log_owner_gid = gid;
 }
 
 /* log_set_level - drop lines below this level */
@@ -148,5 +240,7 @@ log_msg(enum log_level level, const char *fmt, ...)
 			line[i] = '?';
 	line[len++] = '\n';
 	(void)write_all(log_target == LOG_TO_FILE ? log_fd : 2, line, len);
+	if (log_target == LOG_TO_FILE)
+		log_rotate_check();
 	errno = saved_errno;
 }

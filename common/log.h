@@ -4,17 +4,29 @@
  *   log_open(ident, target, path)  choose where lines go; the file is opened
  *                                  in append mode, one write() per line so
  *                                  that many processes never interleave
+ *   log_set_rotation(size, count)  rotate the file when it reaches size
+ *                                  bytes, keeping count old files
+ *                                  (file.1 .. file.count); 0 turns it off
+ *   log_reopen()                   reopen the file (after logrotate moved it)
+ *   log_set_owner(uid, gid)        a file made anew by root belongs to them
  *   log_set_level(level)           drop lines below level
  *   log_set_ident(ident)           change the process name shown (children)
  *   log_msg(level, fmt, ...)       format and emit one line
  *   log_debug/info/warning/error/crit  shorthands
  *   log_level_parse(name, &level)  "DEBUG" "INFO" "WARNING" "ERROR" "NONE"
  *
+ * Rotation is safe with many processes writing: whoever sees the file
+ * over its size takes a lock (file.lock), and rotates only if nobody did
+ * already; the others notice the new file by its inode and reopen.  A line
+ * is never split or lost: at worst it lands in file.1.
+ *
  * Level NONE keeps only critical lines, as the Python smtpproxy did.
  * Secrets must never be passed here: callers redact.
  */
 #ifndef SMTPPROXY_LOG_H
 #define SMTPPROXY_LOG_H
+
+#include <sys/types.h>
 
 enum log_level {
 	LOG_LEVEL_DEBUG,
@@ -32,6 +44,9 @@ enum log_target {
 };
 
 int	 log_open(const char *ident, enum log_target, const char *path);
+void	 log_set_rotation(long, int);
+void	 log_set_owner(uid_t, gid_t);
+int	 log_reopen(void);
 void	 log_set_level(enum log_level);
 void	 log_set_ident(const char *);
 int	 log_level_parse(const char *, enum log_level *);

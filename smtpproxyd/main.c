@@ -97,6 +97,7 @@ static int
 open_log(const struct config *cfg, bool foreground)
 {
 	log_set_level(cfg->loglevel);
+	log_set_rotation(cfg->logsize, cfg->logcount);
 	if (foreground)
 		return log_open("smtpproxyd", LOG_TO_STDERR, NULL);
 	if (cfg->logfile != NULL)
@@ -164,8 +165,10 @@ start(struct config *cfg, bool foreground)
 	}
 	if (own_spool(&priv, &spool) < 0)
 		return EXIT_START;
-	if (cfg->logfile != NULL && !foreground)
+	if (cfg->logfile != NULL && !foreground && priv.switching) {
 		(void)priv_chown(&priv, cfg->logfile);
+		log_set_owner(priv.uid, priv.gid);
+	}
 	if (master_tls_context(cfg, &tls_ctx) < 0)
 		return EXIT_START;
 	if (master_listen(cfg, &fds, &nfds) < 0)

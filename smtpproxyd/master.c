@@ -484,6 +484,9 @@ reload(struct master *m)
 	if (m->tls_ctx != NULL)
 		SSL_CTX_free(m->tls_ctx);
 	m->tls_ctx = ctx;
+	if (log_reopen() < 0)
+		log_error("cannot reopen the log file: %s", strerror(errno));
+	log_set_rotation(next->logsize, next->logcount);
 	if (next->port != m->cfg->port || next->nlisten != m->cfg->nlisten)
 		log_warning("reload: listen/port changes need a restart");
 	if (strcmp(next->msgdir, m->cfg->msgdir) != 0)
