@@ -30,6 +30,7 @@ static int	spool_mkdir(const char *);
 static int	spool_scan_dir(struct spool *, enum spool_state, time_t,
 		    spool_scan_fn, void *, time_t *);
 static void	spool_entry_name(struct spool_entry *);
+static char	*reason_path(const struct spool *, const struct spool_entry *);
 
 /* spool_set_host - maildir host part: hostname with '/' and ':' escaped */
 static void
@@ -360,12 +361,145 @@ spool_scan(struct spool *sp, time_t now, spool_scan_fn fn, void *arg,
 	return rc < 0 ? -1 : 0;
 }
 
+/* spool_folder - the folder of a state */
+static const char *
+spool_folder(const struct spool *sp, enum spool_state state)
+{
+	switch (state) {
+	case SPOOL_NEW:
+		return sp->new;
+	case SPOOL_CUR:
+		return sp->cur;
+	default:
+		return sp->failed;
+	}
+}
+
 /* spool_path - full path of an entry in its folder (caller frees) */
 char *
 spool_path(const struct spool *sp, const struct spool_entry *e)
 {
-	return xasprintf("%s/%s", e->state == SPOOL_NEW ? sp->new : sp->cur,
-	    e->name);
+	return xasprintf("%s/%s", spool_folder(sp, e->state), e->name);
+}
+
+/* is_reason_file - failed/ holds "<ID>.reason" files beside the messages */
+static bool
+is_reason_file(const char *name)
+{
+	size_t	len = strlen(name);
+
+	return len > 7 && strcmp(name + len - 7, ".reason") == 0;
+}
+
+/* spool_list - every message of one folder, due or not */
+int
+spool_list(struct spool *sp, enum spool_state state, spool_scan_fn fn,
+    void *arg)
+{
+	DIR			*dir = opendir(spool_folder(sp, state));
+	struct dirent		*de;
+	struct spool_entry	 e;
+	int			 rc = 0;
+
+	if (dir == NULL)
+		return -1;
+	while (rc == 0 && (de = readdir(dir)) != NULL) {
+		if (is_reason_file(de->d_name) ||
+		    spool_parse_name(de->d_name, state, &e) < 0)
+			continue;
+		rc = fn(&e, arg);
+	}
+	closedir(dir);
+	return rc < 0 ? -1 : 0;
+}
+
+struct find_arg {
+	const char		*id;
+	struct spool_entry	*found;
+	bool			 hit;
+};
+
+/* find_one - spool_list callback: stop at the wanted ID */
+static int
+find_one(const struct spool_entry *e, void *arg)
+{
+	struct find_arg	*fa = arg;
+
+	if (strcmp(e->id, fa->id) != 0)
+		return 0;
+	*fa->found = *e;
+	fa->hit = true;
+	return 1;
+}
+
+/* spool_find - the message with this queue ID, wherever it is */
+int
+spool_find(struct spool *sp, const char *id, struct spool_entry *e)
+{
+	static const enum spool_state	states[] = { SPOOL_NEW, SPOOL_CUR,
+	    SPOOL_FAILED };
+	struct find_arg			fa = { id, e, false };
+
+	for (size_t i = 0; i < ARRAY_LEN(states) && !fa.hit; i++)
+		if (spool_list(sp, states[i], find_one, &fa) < 0)
+			return -1;
+	if (!fa.hit) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
+/* reason_path - failed/<ID>.reason */
+static char *
+reason_path(const struct spool *sp, const struct spool_entry *e)
+{
+	return xasprintf("%s/%s.reason", sp->failed, e->id);
+}
+
+/* spool_make_due - try this message at the next relay pass */
+int
+spool_make_due(struct spool *sp, struct spool_entry *e)
+{
+	struct spool_entry	 back = *e;
+	char			*from, *to, *why;
+	int			 rc;
+
+	if (e->state == SPOOL_NEW)
+		return 0;
+	if (e->state == SPOOL_CUR)
+		return e->next_attempt == 0 ? 0 :
+		    spool_defer(sp, e, e->attempts, 0);
+	back.state = SPOOL_CUR;
+	back.next_attempt = 0;
+	spool_entry_name(&back);
+	from = spool_path(sp, e);
+	to = spool_path(sp, &back);
+	if ((rc = rename(from, to)) == 0) {
+		why = reason_path(sp, e);
+		(void)unlink(why);
+		free(why);
+		*e = back;
+	}
+	free(from);
+	free(to);
+	return rc;
+}
+
+/* spool_delete - remove a message for good */
+int
+spool_delete(struct spool *sp, const struct spool_entry *e)
+{
+	char	*path = spool_path(sp, e), *why;
+	int	 rc = unlink(path);
+
+	free(path);
+	if (rc == 0 && e->state == SPOOL_FAILED) {
+		why = reason_path(sp, e);
+		(void)unlink(why);
+		free(why);
+	}
+	return rc;
 }
 
 /* spool_claim - take ownership of a new/ message by moving it into cur/ */
@@ -430,7 +564,7 @@ spool_fail(struct spool *sp, const struct spool_entry *e, const char *reason)
 	char	*from, *to, *why;
 	int	 fd, rc;
 
-	why = xasprintf("%s/%s.reason", sp->failed, e->id);
+	why = reason_path(sp, e);
 	fd = open(why, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		(void)write_all(fd, reason, strlen(reason));

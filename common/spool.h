@@ -40,6 +40,15 @@
  *   spool_envelope_free(env)
  *   spool_rewrite_rcpts(sp, entry, env, keep[])  keep only owed recipients
  *
+ * Administration (smtpproxyctl):
+ *   spool_find(sp, id, entry)        the message with that queue ID, in
+ *                                    new/, cur/ or failed/; -1 ENOENT
+ *   spool_make_due(sp, entry)        due now: a deferred one in cur/ gets
+ *                                    T0; a failed one goes back to cur/
+ *                                    (its reason file removed)
+ *   spool_delete(sp, entry)          remove a message (and its reason)
+ *   spool_list(sp, state, fn, arg)   every message of one folder
+ *
  * Errors: -1 with errno set; nothing is logged here, callers decide.
  */
 #ifndef SMTPPROXY_SPOOL_H
@@ -73,7 +82,8 @@ struct spool_msg {
 
 enum spool_state {
 	SPOOL_NEW,			/* in new/, never tried */
-	SPOOL_CUR			/* in cur/, claimed */
+	SPOOL_CUR,			/* in cur/, claimed */
+	SPOOL_FAILED			/* in failed/, given up */
 };
 
 struct spool_entry {
@@ -111,6 +121,11 @@ int	 spool_done(struct spool *, const struct spool_entry *);
 int	 spool_fail(struct spool *, const struct spool_entry *, const char *);
 char	*spool_path(const struct spool *, const struct spool_entry *);
 int	 spool_parse_name(const char *, enum spool_state, struct spool_entry *);
+
+int	 spool_find(struct spool *, const char *, struct spool_entry *);
+int	 spool_make_due(struct spool *, struct spool_entry *);
+int	 spool_delete(struct spool *, const struct spool_entry *);
+int	 spool_list(struct spool *, enum spool_state, spool_scan_fn, void *);
 
 int	 spool_envelope_read(int, struct envelope *);
 void	 spool_envelope_free(struct envelope *);

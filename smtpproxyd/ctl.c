@@ -1,16 +1,23 @@
 /*
  * ctl - smtpproxyctl, the administrator's view of a configuration and its
  * queue.  It reads the same configuration as the daemon and works on the
- * spool directly, so it also works while the daemon is stopped.
+ * spool and the daemon's status file directly, so everything but `status`
+ * also works while the daemon is stopped.
  *
  *   smtpproxyctl [-c FILE] check            like smtpproxyd -t
  *   smtpproxyctl [-c FILE] queue [--failed] one line per message
+ *   smtpproxyctl [-c FILE] flush            every deferred message due now
+ *   smtpproxyctl [-c FILE] retry ID         one message due now (a failed
+ *                                           one goes back into the queue)
+ *   smtpproxyctl [-c FILE] delete ID        remove a message
+ *   smtpproxyctl [-c FILE] status           processes, pool, queue, counters
  *
- * Exit status: 0 ok, 1 configuration or spool error, 2 usage.
+ * Exit status: 0 ok, 1 error (configuration, spool, no such message,
+ * daemon not running for status), 2 usage.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +28,15 @@
 
 #include "config.h"
 #include "log.h"
+#include "scoreboard.h"
 #include "spool.h"
 #include "util.h"
+
+struct queue_stats {
+	int	count;
+	int	due;
+	time_t	oldest;		/* first_seen of the oldest, 0 if none */
+};
 
 /* usage - the command summary */
 static int
@@ -30,90 +44,267 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: smtpproxyctl [-c FILE] check\n"
-	    "       smtpproxyctl [-c FILE] queue [--failed]\n");
+	    "       smtpproxyctl [-c FILE] queue [--failed]\n"
+	    "       smtpproxyctl [-c FILE] flush\n"
+	    "       smtpproxyctl [-c FILE] retry ID\n"
+	    "       smtpproxyctl [-c FILE] delete ID\n"
+	    "       smtpproxyctl [-c FILE] status\n");
 	return 2;
 }
 
-/* print_message - one queue line: ID, age, size, sender, recipients, attempts, next try */
+/* read_reason - first line of failed/<ID>.reason, or "" */
 static void
-print_message(const char *folder, const struct spool_entry *e, time_t now)
+read_reason(const struct spool *sp, const struct spool_entry *e, char *buf,
+    size_t size)
 {
-	struct envelope	 env;
-	struct stat	 st;
-	char		*path = xasprintf("%s/%s", folder, e->name);
-	int		 fd = open(path, O_RDONLY | O_CLOEXEC);
+	char	*path = xasprintf("%s/%s.reason", sp->failed, e->id);
+	FILE	*fp = fopen(path, "r");
+
+	buf[0] = '\0';
+	free(path);
+	if (fp == NULL)
+		return;
+	if (fgets(buf, (int)size, fp) != NULL)
+		buf[strcspn(buf, "\n")] = '\0';
+	fclose(fp);
+}
+
+struct print_arg {
+	struct spool	*sp;
+	time_t		 now;
+	int		 n;
+};
+
+/* print_message - one queue line: ID, age, size, sender, recipients, attempts, next try */
+static int
+print_message(const struct spool_entry *e, void *arg)
+{
+	struct print_arg	*pa = arg;
+	struct envelope		 env;
+	struct stat		 st;
+	char			*path = spool_path(pa->sp, e), reason[512];
+	int			 fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	free(path);
 	if (fd < 0)
-		return;		/* delivered while we looked */
+		return 0;	/* delivered while we looked */
+	pa->n++;
 	if (fstat(fd, &st) < 0 || spool_envelope_read(fd, &env) < 0) {
 		printf("%s  (unreadable)\n", e->id);
 		close(fd);
-		return;
+		return 0;
 	}
 	printf("%s  age=%llds size=%lld from=<%s> to=", e->id,
-	    (long long)(now - e->first_seen), (long long)st.st_size, env.sender);
+	    (long long)(pa->now - e->first_seen), (long long)st.st_size,
+	    env.sender);
 	for (size_t i = 0; i < env.nrcpts; i++)
 		printf("%s<%s>", i ? "," : "", env.rcpts[i]);
 	printf(" attempts=%d", e->attempts);
-	if (e->next_attempt > now)
-		printf(" next=%llds", (long long)(e->next_attempt - now));
+	if (e->next_attempt > pa->now)
+		printf(" next=%llds", (long long)(e->next_attempt - pa->now));
+	if (e->state == SPOOL_FAILED) {
+		read_reason(pa->sp, e, reason, sizeof(reason));
+		printf(" reason=\"%s\"", reason);
+	}
 	printf("\n");
 	spool_envelope_free(&env);
 	close(fd);
-}
-
-/* list_folder - every message of one spool folder */
-static int
-list_folder(const char *folder, enum spool_state state, time_t now)
-{
-	DIR			*dir = opendir(folder);
-	struct dirent		*de;
-	struct spool_entry	 e;
-	int			 n = 0;
-
-	if (dir == NULL) {
-		fprintf(stderr, "smtpproxyctl: %s: %s\n", folder,
-		    strerror(errno));
-		return -1;
-	}
-	while ((de = readdir(dir)) != NULL) {
-		size_t	len = strlen(de->d_name);
-
-		if (len > 7 && strcmp(de->d_name + len - 7, ".reason") == 0)
-			continue;
-		if (spool_parse_name(de->d_name, state, &e) < 0)
-			continue;
-		print_message(folder, &e, now);
-		n++;
-	}
-	closedir(dir);
-	return n;
+	return 0;
 }
 
 /* cmd_queue - the queue, or the failed messages */
 static int
-cmd_queue(const struct config *cfg, bool failed)
+cmd_queue(struct spool *sp, bool failed)
 {
-	struct spool	sp;
-	time_t		now = time(NULL);
-	int		n = 0, k;
+	struct print_arg	pa = { sp, time(NULL), 0 };
 
-	if (spool_open(&sp, cfg->msgdir, false) < 0) {
-		fprintf(stderr, "smtpproxyctl: spool %s: %s\n", cfg->msgdir,
+	if (failed) {
+		if (spool_list(sp, SPOOL_FAILED, print_message, &pa) < 0)
+			goto fail;
+	} else if (spool_list(sp, SPOOL_NEW, print_message, &pa) < 0 ||
+	    spool_list(sp, SPOOL_CUR, print_message, &pa) < 0)
+		goto fail;
+	printf("%d message%s\n", pa.n, pa.n == 1 ? "" : "s");
+	return 0;
+fail:
+	fprintf(stderr, "smtpproxyctl: %s: %s\n", sp->dir, strerror(errno));
+	return 1;
+}
+
+/* due_now - spool_list callback for flush */
+static int
+due_now(const struct spool_entry *e, void *arg)
+{
+	struct spool_entry	copy = *e;
+
+	if (spool_make_due(arg, &copy) == 0 && e->next_attempt != 0)
+		printf("%s\n", e->id);
+	return 0;
+}
+
+/* cmd_flush - every deferred message due now, and wake the relay */
+static int
+cmd_flush(struct spool *sp)
+{
+	if (spool_list(sp, SPOOL_CUR, due_now, sp) < 0) {
+		fprintf(stderr, "smtpproxyctl: %s: %s\n", sp->cur,
 		    strerror(errno));
 		return 1;
 	}
-	if (failed)
-		n = list_folder(sp.failed, SPOOL_CUR, now);
-	else if ((n = list_folder(sp.new, SPOOL_NEW, now)) >= 0 &&
-	    (k = list_folder(sp.cur, SPOOL_CUR, now)) >= 0)
-		n += k;
-	spool_close(&sp);
-	if (n < 0)
-		return 1;
-	printf("%d message%s\n", n, n == 1 ? "" : "s");
+	spool_trigger(sp);
 	return 0;
+}
+
+/* cmd_retry - one message due now */
+static int
+cmd_retry(struct spool *sp, const char *id)
+{
+	struct spool_entry	e;
+
+	if (spool_find(sp, id, &e) < 0 || spool_make_due(sp, &e) < 0) {
+		fprintf(stderr, "smtpproxyctl: %s: %s\n", id,
+		    errno == ENOENT ? "no such message" : strerror(errno));
+		return 1;
+	}
+	spool_trigger(sp);
+	printf("%s: due now\n", id);
+	return 0;
+}
+
+/* cmd_delete - remove one message */
+static int
+cmd_delete(struct spool *sp, const char *id)
+{
+	struct spool_entry	e;
+
+	if (spool_find(sp, id, &e) < 0 || spool_delete(sp, &e) < 0) {
+		fprintf(stderr, "smtpproxyctl: %s: %s\n", id,
+		    errno == ENOENT ? "no such message" : strerror(errno));
+		return 1;
+	}
+	printf("%s: deleted\n", id);
+	return 0;
+}
+
+/* count_entry - spool_list callback for status */
+static int
+count_entry(const struct spool_entry *e, void *arg)
+{
+	struct queue_stats	*qs = arg;
+
+	qs->count++;
+	if (e->next_attempt <= time(NULL))
+		qs->due++;
+	if (qs->oldest == 0 || e->first_seen < qs->oldest)
+		qs->oldest = e->first_seen;
+	return 0;
+}
+
+/* alive - does a process of that pid exist */
+static bool
+alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* print_daemon - the part of status that only a running daemon knows */
+static int
+print_daemon(const struct spool *sp)
+{
+	static const char *const names[STAT_COUNTERS] = {
+		"sessions", "accepted", "refused", "delivered", "deferred",
+		"failed"
+	};
+	struct scoreboard	sb;
+	time_t			now = time(NULL);
+	int			busy, idle, starting;
+
+	if (scoreboard_attach(&sb, sp->status) < 0 ||
+	    !alive(sb.hdr->master_pid)) {
+		if (sb.hdr != NULL)
+			scoreboard_destroy(&sb);
+		printf("daemon: not running\n");
+		return 1;
+	}
+	busy = scoreboard_count(&sb, SLOT_BUSY);
+	idle = scoreboard_count(&sb, SLOT_IDLE);
+	starting = scoreboard_count(&sb, SLOT_STARTING);
+	printf("daemon: running, master pid %ld, relay pid %ld, up %llds\n",
+	    (long)sb.hdr->master_pid, (long)sb.hdr->relay_pid,
+	    (long long)(now - sb.hdr->started));
+	printf("listeners: %d (%d busy, %d idle, %d starting; "
+	    "pool %d..%d)\n", busy + idle + starting, busy, idle, starting,
+	    sb.hdr->processes, sb.hdr->maxprocesses);
+	printf("since start:");
+	for (int i = 0; i < STAT_COUNTERS; i++)
+		printf(" %s=%llu", names[i], (unsigned long long)
+		    __atomic_load_n(&sb.hdr->counters[i], __ATOMIC_RELAXED));
+	printf("\n");
+	scoreboard_destroy(&sb);
+	return 0;
+}
+
+/* cmd_status - what the daemon does and what the queue holds */
+static int
+cmd_status(struct spool *sp)
+{
+	struct queue_stats	incoming = { 0 }, queued = { 0 }, failed = { 0 };
+	time_t			now = time(NULL), oldest;
+	int			rc;
+
+	rc = print_daemon(sp);
+	if (spool_list(sp, SPOOL_NEW, count_entry, &incoming) < 0 ||
+	    spool_list(sp, SPOOL_CUR, count_entry, &queued) < 0 ||
+	    spool_list(sp, SPOOL_FAILED, count_entry, &failed) < 0) {
+		fprintf(stderr, "smtpproxyctl: %s: %s\n", sp->dir,
+		    strerror(errno));
+		return 1;
+	}
+	printf("queue: %d new, %d in cur (%d due, %d deferred), %d failed\n",
+	    incoming.count, queued.count, queued.due, queued.count - queued.due,
+	    failed.count);
+	oldest = incoming.oldest;
+	if (queued.oldest != 0 && (oldest == 0 || queued.oldest < oldest))
+		oldest = queued.oldest;
+	if (oldest != 0)
+		printf("oldest message: %llds\n", (long long)(now - oldest));
+	return rc;
+}
+
+/* run - one subcommand against a loaded configuration */
+static int
+run(const struct config *cfg, int argc, char **argv)
+{
+	struct spool	sp;
+	int		rc;
+
+	if (strcmp(argv[0], "check") == 0 && argc == 1) {
+		printf("config OK\n");
+		return 0;
+	}
+	if (spool_open(&sp, cfg->msgdir, false) < 0) {
+		fprintf(stderr, "smtpproxyctl: spool %s: %s\n", cfg->msgdir,
+		    strerror(errno));
+		spool_close(&sp);
+		return 1;
+	}
+	if (strcmp(argv[0], "queue") == 0 && argc == 1)
+		rc = cmd_queue(&sp, false);
+	else if (strcmp(argv[0], "queue") == 0 && argc == 2 &&
+	    strcmp(argv[1], "--failed") == 0)
+		rc = cmd_queue(&sp, true);
+	else if (strcmp(argv[0], "flush") == 0 && argc == 1)
+		rc = cmd_flush(&sp);
+	else if (strcmp(argv[0], "retry") == 0 && argc == 2)
+		rc = cmd_retry(&sp, argv[1]);
+	else if (strcmp(argv[0], "delete") == 0 && argc == 2)
+		rc = cmd_delete(&sp, argv[1]);
+	else if (strcmp(argv[0], "status") == 0 && argc == 1)
+		rc = cmd_status(&sp);
+	else
+		rc = usage();
+	spool_close(&sp);
+	return rc;
 }
 
 int
@@ -142,16 +333,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	if (strcmp(argv[0], "check") == 0 && argc == 1) {
-		printf("config OK\n");
-		rc = 0;
-	} else if (strcmp(argv[0], "queue") == 0 && argc == 1)
-		rc = cmd_queue(cfg, false);
-	else if (strcmp(argv[0], "queue") == 0 && argc == 2 &&
-	    strcmp(argv[1], "--failed") == 0)
-		rc = cmd_queue(cfg, true);
-	else
-		rc = usage();
+	rc = run(cfg, argc, argv);
 	config_free(cfg);
 	return rc;
 }

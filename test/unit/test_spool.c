@@ -320,6 +320,83 @@ START_TEST(test_old_tmp_files_are_cleaned_after_36_hours)
 }
 END_TEST
 
+START_TEST(test_find_locates_a_message_in_each_folder)
+{
+	char			id[SPOOL_ID_MAX];
+	struct spool_entry	e, found;
+	time_t			next;
+
+	queue_one(sample, id);
+	ck_assert_int_eq(spool_find(&sp, id, &found), 0);
+	ck_assert_int_eq(found.state, SPOOL_NEW);
+	spool_scan(&sp, time(NULL), first_entry, &e, &next);
+	spool_claim(&sp, &e);
+	ck_assert_int_eq(spool_find(&sp, id, &found), 0);
+	ck_assert_int_eq(found.state, SPOOL_CUR);
+	spool_fail(&sp, &e, "gone");
+	ck_assert_int_eq(spool_find(&sp, id, &found), 0);
+	ck_assert_int_eq(found.state, SPOOL_FAILED);
+	ck_assert_int_eq(spool_find(&sp, "1.M1P1Q1.nohost", &found), -1);
+	ck_assert_int_eq(errno, ENOENT);
+}
+END_TEST
+
+START_TEST(test_make_due_brings_a_deferred_message_forward)
+{
+	char			id[SPOOL_ID_MAX];
+	struct spool_entry	e;
+	time_t			now = time(NULL), next;
+	int			n = 0;
+
+	queue_one(sample, id);
+	spool_scan(&sp, now, first_entry, &e, &next);
+	spool_claim(&sp, &e);
+	spool_defer(&sp, &e, 2, now + 1000);
+	ck_assert_int_eq(spool_make_due(&sp, &e), 0);
+	spool_scan(&sp, now, count_entry, &n, &next);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(e.attempts, 2);
+}
+END_TEST
+
+START_TEST(test_make_due_puts_a_failed_message_back_in_the_queue)
+{
+	char			 id[SPOOL_ID_MAX];
+	struct spool_entry	 e;
+	time_t			 next;
+	char			*why;
+
+	queue_one(sample, id);
+	spool_scan(&sp, time(NULL), first_entry, &e, &next);
+	spool_claim(&sp, &e);
+	spool_fail(&sp, &e, "550 no");
+	spool_find(&sp, id, &e);
+	ck_assert_int_eq(spool_make_due(&sp, &e), 0);
+	ck_assert_int_eq(e.state, SPOOL_CUR);
+	ck_assert_int_eq(count_files(sp.failed), 0);
+	ck_assert_int_eq(count_files(sp.cur), 1);
+	why = xasprintf("%s/%s.reason", sp.failed, id);
+	ck_assert_int_eq(access(why, F_OK), -1);
+	free(why);
+}
+END_TEST
+
+START_TEST(test_delete_of_a_failed_message_removes_its_reason_too)
+{
+	char			id[SPOOL_ID_MAX];
+	struct spool_entry	e;
+	time_t			next;
+
+	queue_one(sample, id);
+	spool_scan(&sp, time(NULL), first_entry, &e, &next);
+	spool_claim(&sp, &e);
+	spool_fail(&sp, &e, "550 no");
+	spool_find(&sp, id, &e);
+	ck_assert_int_eq(spool_delete(&sp, &e), 0);
+	ck_assert_int_eq(count_files(sp.failed), 0);
+}
+END_TEST
+
 static Suite *
 spool_suite(void)
 {
@@ -341,6 +418,10 @@ spool_suite(void)
 	tcase_add_test(tc, test_file_without_envelope_is_refused);
 	tcase_add_test(tc, test_rewrite_keeps_only_owed_recipients_and_the_body);
 	tcase_add_test(tc, test_old_tmp_files_are_cleaned_after_36_hours);
+	tcase_add_test(tc, test_find_locates_a_message_in_each_folder);
+	tcase_add_test(tc, test_make_due_brings_a_deferred_message_forward);
+	tcase_add_test(tc, test_make_due_puts_a_failed_message_back_in_the_queue);
+	tcase_add_test(tc, test_delete_of_a_failed_message_removes_its_reason_too);
 	suite_add_tcase(s, tc);
 	return s;
 }
