@@ -6,6 +6,7 @@
 #   make test     deps + build + C unit tests (Check) + integration tests
 #   make run      deps + build + demo upstream + proxy in the foreground
 #   make asan     the same tests against an AddressSanitizer/UBSan build
+#   make valgrind the unit tests under valgrind (no errors, no leaks)
 #   make clean
 
 CC	?= cc
@@ -45,7 +46,7 @@ DAEMON	 = $(BIN)/smtpproxyd
 CTL	 = $(BIN)/smtpproxyctl
 UNIT_BIN = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit integration run clean asan install uninstall
+.PHONY: all deps test unit integration run clean asan valgrind install uninstall
 all: $(DAEMON) $(CTL)
 
 $(BUILD)/%.o: %.c
@@ -88,6 +89,11 @@ test: deps
 
 asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 unit integration
+
+valgrind: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; \
+	    CK_FORK=no valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
+	    --error-exitcode=1 $$t; done
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -141,61 +141,91 @@ own_spool(const struct priv *priv, const struct spool *sp)
 	return 0;
 }
 
-/* start - everything after the configuration is known to be good */
+/* prepare_spool - open (and make) the spool, owned by the run-as user */
 static int
-start(struct config *cfg, bool foreground)
+prepare_spool(const struct config *cfg, const struct priv *priv,
+    struct spool *spool)
 {
+	if (spool_open(spool, cfg->msgdir, true) < 0) {
+		log_error("cannot use spool %s: %s", cfg->msgdir,
+		    strerror(errno));
+		return -1;
+	}
+	return own_spool(priv, spool);
+}
+
+/* go_background - daemonize and move logging off the terminal */
+static int
+go_background(const struct config *cfg)
+{
+	if (daemonize() < 0) {
+		log_error("cannot daemonize: %s", strerror(errno));
+		return -1;
+	}
+	if (open_log(cfg, false) < 0) {
+		log_open("smtpproxyd", LOG_TO_SYSLOG, NULL);
+		log_error("cannot open log file %s: %s", cfg->logfile,
+		    strerror(errno));
+	}
+	return 0;
+}
+
+/*
+ * start - everything after the configuration is known to be good.  Takes
+ * the configuration; the master may replace it on reload, so *cfgp is the
+ * one in force when it returns.
+ */
+static int
+start(struct config **cfgp, bool foreground)
+{
+	struct config	*cfg = *cfgp;
 	struct spool	 spool;
 	struct priv	 priv;
-	SSL_CTX		*tls_ctx;
-	char		 err[256];
-	int		*fds;
-	size_t		 nfds;
-	int		 rc;
+	SSL_CTX		*tls_ctx = NULL;
+	char		 err[256], *pidfile = NULL;
+	int		*fds = NULL;
+	size_t		 nfds = 0;
+	int		 rc = EXIT_START;
 
+	memset(&spool, 0, sizeof(spool));
 	warn_readable_secrets(cfg);
 	if (priv_resolve(cfg, &priv, err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		return EXIT_START;
+		goto out;
 	}
-	if (spool_open(&spool, cfg->msgdir, true) < 0) {
-		log_error("cannot use spool %s: %s", cfg->msgdir,
-		    strerror(errno));
-		return EXIT_START;
-	}
-	if (own_spool(&priv, &spool) < 0)
-		return EXIT_START;
+	if (prepare_spool(cfg, &priv, &spool) < 0)
+		goto out;
 	if (cfg->logfile != NULL && !foreground && priv.switching) {
 		(void)priv_chown(&priv, cfg->logfile);
 		log_set_owner(priv.uid, priv.gid);
 	}
-	if (master_tls_context(cfg, &tls_ctx) < 0)
-		return EXIT_START;
-	if (master_listen(cfg, &fds, &nfds) < 0)
-		return EXIT_START;
+	if (master_tls_context(cfg, &tls_ctx) < 0 ||
+	    master_listen(cfg, &fds, &nfds) < 0)
+		goto out;
 	deliver_global_init();
-	if (!foreground) {
-		if (daemonize() < 0) {
-			log_error("cannot daemonize: %s", strerror(errno));
-			return EXIT_START;
-		}
-		if (open_log(cfg, false) < 0) {
-			log_open("smtpproxyd", LOG_TO_SYSLOG, NULL);
-			log_error("cannot open log file %s: %s", cfg->logfile,
+	if (!foreground && go_background(cfg) < 0)
+		goto out;
+	if (cfg->pidfile != NULL) {
+		pidfile = xstrdup(cfg->pidfile);
+		if (write_pidfile(pidfile) < 0)
+			log_warning("cannot write pidfile %s: %s", pidfile,
 			    strerror(errno));
-		}
 	}
-	if (cfg->pidfile != NULL && write_pidfile(cfg->pidfile) < 0)
-		log_warning("cannot write pidfile %s: %s", cfg->pidfile,
-		    strerror(errno));
 	log_info("smtpproxyd %s starting with %s", SMTPPROXY_VERSION,
 	    cfg->path);
-	rc = master_run(cfg, fds, nfds, &spool, tls_ctx, &priv);
-	if (cfg->pidfile != NULL)
-		unlink(cfg->pidfile);
+	rc = master_run(cfgp, fds, nfds, &spool, tls_ctx, &priv);
+	tls_ctx = NULL;		/* the master freed it */
+	if (pidfile != NULL)
+		unlink(pidfile);
+	deliver_global_cleanup();
+out:
+	if (tls_ctx != NULL)
+		SSL_CTX_free(tls_ctx);
+	for (size_t i = 0; rc == EXIT_START && i < nfds; i++)
+		close(fds[i]);
+	free(pidfile);
 	free(fds);
 	spool_close(&spool);
-	deliver_global_cleanup();
 	return rc;
 }
 
@@ -250,6 +280,7 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return EXIT_START;
 	}
-	rc = start(cfg, foreground);
+	rc = start(&cfg, foreground);
+	config_free(cfg);
 	return rc;
 }

@@ -539,9 +539,10 @@ shutdown_children(struct master *m)
 
 /* master_run - supervise until told to stop */
 int
-master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp,
+master_run(struct config **cfgp, int *fds, size_t nfds, struct spool *sp,
     SSL_CTX *tls_ctx, const struct priv *priv)
 {
+	struct config	*cfg = *cfgp;
 	struct master	 m;
 	sigset_t	 set;
 	siginfo_t	 info;
@@ -560,6 +561,8 @@ master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp,
 	/* Twice the pool: old children finish while new ones start on reload. */
 	if (scoreboard_create(&m.sb, sp->status, 2 * cfg->maxprocesses) < 0) {
 		log_error("cannot create %s: %s", sp->status, strerror(errno));
+		if (tls_ctx != NULL)
+			SSL_CTX_free(tls_ctx);
 		return 3;
 	}
 	(void)priv_chown(priv, sp->status);
@@ -592,6 +595,7 @@ master_run(struct config *cfg, int *fds, size_t nfds, struct spool *sp,
 				SSL_CTX_free(m.tls_ctx);
 			m.sb.hdr->master_pid = 0;	/* not running any more */
 			scoreboard_destroy(&m.sb);
+			*cfgp = m.cfg;
 			log_info("stopped");
 			return 0;
 		case SIGHUP:

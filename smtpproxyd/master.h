@@ -7,10 +7,11 @@
  *                        -1 with the reason logged
  *   master_tls_context(cfg, &ctx)   the clients' STARTTLS context (NULL
  *                        without tlscert); -1 with the reason logged
- *   master_run(cfg, fds, nfds, spool, ctx, priv) supervise until
+ *   master_run(&cfg, fds, nfds, spool, ctx, priv) supervise until
  *                        SIGTERM/SIGINT; owns ctx from then on; every child
- *                        drops to priv right after fork; returns the exit
- *                        status
+ *                        drops to priv right after fork; a reload replaces
+ *                        the config, so cfg is the one in force on return;
+ *                        returns the exit status
  *
  * Signals: SIGHUP re-reads the configuration (kept if invalid; children
  * and the relay are replaced, sessions in progress finish on the old one);
@@ -39,7 +40,7 @@
 
 int	master_listen(const struct config *, int **, size_t *);
 int	master_tls_context(const struct config *, SSL_CTX **);
-int	master_run(struct config *, int *, size_t, struct spool *, SSL_CTX *,
+int	master_run(struct config **, int *, size_t, struct spool *, SSL_CTX *,
 	    const struct priv *);
 
 #endif

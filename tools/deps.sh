@@ -7,7 +7,7 @@ set -eu
 
 PACKAGES="build-essential pkg-config
 libconfig-dev libinih-dev libcurl4-openssl-dev libssl-dev libjansson-dev
-libcrypt-dev check
+libcrypt-dev check valgrind
 python3 python3-pytest python3-aiosmtpd swaks curl openssl
 php-cli libphp-phpmailer dovecot-pop3d"
 
