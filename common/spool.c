@@ -31,6 +31,8 @@ static int	spool_scan_dir(struct spool *, enum spool_state, time_t,
 		    spool_scan_fn, void *, time_t *);
 static void	spool_entry_name(struct spool_entry *);
 static char	*reason_path(const struct spool *, const struct spool_entry *);
+static int	spool_move(struct spool *, struct spool_entry *,
+		    struct spool_entry *);
 
 /* spool_set_host - maildir host part: hostname with '/' and ':' escaped */
 static void
@@ -462,8 +464,7 @@ int
 spool_make_due(struct spool *sp, struct spool_entry *e)
 {
 	struct spool_entry	 back = *e;
-	char			*from, *to, *why;
-	int			 rc;
+	char			*why;
 
 	if (e->state == SPOOL_NEW)
 		return 0;
@@ -472,18 +473,14 @@ spool_make_due(struct spool *sp, struct spool_entry *e)
 		    spool_defer(sp, e, e->attempts, 0);
 	back.state = SPOOL_CUR;
 	back.next_attempt = 0;
-	spool_entry_name(&back);
-	from = spool_path(sp, e);
-	to = spool_path(sp, &back);
-	if ((rc = rename(from, to)) == 0) {
-		why = reason_path(sp, e);
-		(void)unlink(why);
+	why = reason_path(sp, e);
+	if (spool_move(sp, e, &back) < 0) {
 		free(why);
-		*e = back;
+		return -1;
 	}
-	free(from);
-	free(to);
-	return rc;
+	(void)unlink(why);
+	free(why);
+	return 0;
 }
 
 /* spool_delete - remove a message for good */
@@ -502,26 +499,34 @@ spool_delete(struct spool *sp, const struct spool_entry *e)
 	return rc;
 }
 
-/* spool_claim - take ownership of a new/ message by moving it into cur/ */
-int
-spool_claim(struct spool *sp, struct spool_entry *e)
+/* spool_move - rename an entry to its new state and name; *e follows */
+static int
+spool_move(struct spool *sp, struct spool_entry *e, struct spool_entry *moved)
 {
-	struct spool_entry	 claimed = *e;
-	char			*from, *to;
-	int			 rc;
+	char	*from, *to;
+	int	 rc;
 
-	if (e->state == SPOOL_CUR)
-		return 0;
-	claimed.state = SPOOL_CUR;
-	spool_entry_name(&claimed);
+	spool_entry_name(moved);
 	from = spool_path(sp, e);
-	to = spool_path(sp, &claimed);
+	to = spool_path(sp, moved);
 	rc = rename(from, to);
 	free(from);
 	free(to);
 	if (rc == 0)
-		*e = claimed;
+		*e = *moved;
 	return rc;
+}
+
+/* spool_claim - take ownership of a new/ message by moving it into cur/ */
+int
+spool_claim(struct spool *sp, struct spool_entry *e)
+{
+	struct spool_entry	claimed = *e;
+
+	if (e->state == SPOOL_CUR)
+		return 0;
+	claimed.state = SPOOL_CUR;
+	return spool_move(sp, e, &claimed);
 }
 
 /* spool_defer - record attempts and the next attempt time in the name */
@@ -529,21 +534,11 @@ int
 spool_defer(struct spool *sp, struct spool_entry *e, int attempts,
     time_t next)
 {
-	struct spool_entry	 moved = *e;
-	char			*from, *to;
-	int			 rc;
+	struct spool_entry	moved = *e;
 
 	moved.attempts = attempts;
 	moved.next_attempt = next;
-	spool_entry_name(&moved);
-	from = spool_path(sp, e);
-	to = spool_path(sp, &moved);
-	rc = rename(from, to);
-	free(from);
-	free(to);
-	if (rc == 0)
-		*e = moved;
-	return rc;
+	return spool_move(sp, e, &moved);
 }
 
 /* spool_done - a delivered message leaves the spool */

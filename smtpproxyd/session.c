@@ -383,52 +383,57 @@ auth_read(struct session *s, const char *challenge, char **line)
 	return rc;
 }
 
+#define AUTH_GONE	(AUTH_ERR_MESSAGE - 1)	/* the client went away */
+
+/*
+ * auth_step - the client's next response: the initial response when there
+ * is one, else a line read after a 334.  AUTH_OK with *out set, AUTH_GONE,
+ * AUTH_ERR_BASE64 for an over-long line, AUTH_ERR_MESSAGE with *aborted
+ * for "*".
+ */
+static int
+auth_step(struct session *s, const char *challenge, const char *initial,
+    const char **out, bool *aborted)
+{
+	char	*line = NULL;
+
+	if (initial == NULL) {
+		if (auth_read(s, challenge, &line) != NETIO_OK)
+			return AUTH_GONE;
+		if (line == NULL)
+			return AUTH_ERR_BASE64;
+		initial = line;
+	}
+	if (strcmp(initial, "*") == 0) {
+		*aborted = true;
+		return AUTH_ERR_MESSAGE;
+	}
+	*out = initial;
+	return AUTH_OK;
+}
+
 /* auth_credentials - run PLAIN or LOGIN; AUTH_OK with user and password */
 static int
 auth_credentials(struct session *s, const char *mech, const char *initial,
     char **user, char **pass, bool *aborted)
 {
-	char	*line;
-	int	 rc;
+	const char	*resp;
+	int		 rc;
 
 	*aborted = false;
 	*user = *pass = NULL;
 	if (strcasecmp(mech, "PLAIN") == 0) {
-		if (initial == NULL) {
-			if (auth_read(s, "", &line) != NETIO_OK)
-				return AUTH_ERR_MESSAGE - 1;
-			initial = line;
-		}
-		if (initial == NULL)
-			return AUTH_ERR_BASE64;
-		if (strcmp(initial, "*") == 0) {
-			*aborted = true;
-			return AUTH_ERR_MESSAGE;
-		}
-		return auth_plain_response(initial, user, pass);
+		if ((rc = auth_step(s, "", initial, &resp, aborted)) != AUTH_OK)
+			return rc;
+		return auth_plain_response(resp, user, pass);
 	}
-	if (initial == NULL) {
-		if (auth_read(s, "VXNlcm5hbWU6", &line) != NETIO_OK)
-			return AUTH_ERR_MESSAGE - 1;
-		initial = line;
-	}
-	if (initial == NULL)
-		return AUTH_ERR_BASE64;
-	if (strcmp(initial, "*") == 0) {
-		*aborted = true;
-		return AUTH_ERR_MESSAGE;
-	}
-	if ((rc = auth_login_username(initial, user)) != AUTH_OK)
+	if ((rc = auth_step(s, "VXNlcm5hbWU6", initial, &resp, aborted)) !=
+	    AUTH_OK || (rc = auth_login_username(resp, user)) != AUTH_OK)
 		return rc;
-	if (auth_read(s, "UGFzc3dvcmQ6", &line) != NETIO_OK)
-		return AUTH_ERR_MESSAGE - 1;
-	if (line == NULL)
-		return AUTH_ERR_BASE64;
-	if (strcmp(line, "*") == 0) {
-		*aborted = true;
-		return AUTH_ERR_MESSAGE;
-	}
-	return auth_login_password(line, pass);
+	if ((rc = auth_step(s, "UGFzc3dvcmQ6", NULL, &resp, aborted)) !=
+	    AUTH_OK)
+		return rc;
+	return auth_login_password(resp, pass);
 }
 
 /* auth_failed - count a failed login, pause longer each time */
@@ -484,10 +489,14 @@ cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 		return bad_command(s, 504,
 		    "5.5.4 Unsupported authentication mechanism");
 	rc = auth_credentials(s, mech, initial, &user, &pass, &aborted);
-	if (rc < AUTH_ERR_MESSAGE)
-		return NEXT_CLOSE;	/* the client went away */
-	if (aborted)
+	if (rc == AUTH_GONE) {
+		auth_secret_free(user);
+		return NEXT_CLOSE;
+	}
+	if (aborted) {
+		auth_secret_free(user);
 		return bad_command(s, 501, "5.0.0 Authentication aborted");
+	}
 	if (rc == AUTH_ERR_BASE64) {
 		auth_secret_free(user);
 		return bad_command(s, 501, "5.5.2 Error: invalid base64 data");
