@@ -20,6 +20,7 @@
 #include "headers.h"
 #include "idset.h"
 #include "log.h"
+#include "pop.h"
 #include "relay.h"
 #include "retry.h"
 #include "scoreboard.h"
@@ -380,6 +381,55 @@ open_item(struct spool *sp, struct relay_item *it)
 	return it->fd;
 }
 
+/* batch_fail - every message of a batch fails the same temporary way */
+static void
+batch_fail(struct delivery_msg *msgs, size_t n, const char *why)
+{
+	for (size_t i = 0; i < n; i++) {
+		strlcpy_s(msgs[i].error, why, sizeof(msgs[i].error));
+		msgs[i].status = DELIVERY_TEMPFAIL;
+		for (size_t r = 0; r < msgs[i].nrcpts; r++) {
+			msgs[i].rcpts[r].status = DELIVERY_TEMPFAIL;
+			strlcpy_s(msgs[i].rcpts[r].reply, why,
+			    sizeof(msgs[i].rcpts[r].reply));
+		}
+	}
+}
+
+/* batch_sent_any - did any recipient of the batch get the message */
+static bool
+batch_sent_any(const struct delivery_msg *msgs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t r = 0; r < msgs[i].nrcpts; r++)
+			if (msgs[i].rcpts[r].status == DELIVERY_DELIVERED)
+				return true;
+	return false;
+}
+
+/*
+ * send_batch - POP-before-SMTP when the account wants it, then the
+ * upstream session.  When a POP account's upstream took nothing, the POP
+ * login is forgotten, so the next attempt logs in again rather than trust
+ * an authorisation the server may have dropped.
+ */
+static void
+send_batch(const struct config *cfg, const struct account *acct,
+    struct delivery_msg *msgs, size_t n)
+{
+	char	err[DELIVERY_REPLY_MAX];
+
+	if (pop_before_smtp(cfg, acct, err, sizeof(err)) < 0) {
+		log_warning("POP-before-SMTP for %s: %s; %zu message%s deferred",
+		    acct->name, err, n, n == 1 ? "" : "s");
+		batch_fail(msgs, n, err);
+		return;
+	}
+	deliver_batch(cfg, acct, msgs, n);
+	if (acct->popbeforesmtp && !batch_sent_any(msgs, n))
+		pop_forget(cfg, acct);
+}
+
 /* relay_group - in a delivery child: one account's batch, then settle each */
 static void
 relay_group(const struct config *cfg, struct spool *sp,
@@ -399,7 +449,7 @@ relay_group(const struct config *cfg, struct spool *sp,
 		msgs[count++] = items[i]->msg;
 	}
 	if (count > 0)
-		deliver_batch(cfg, items[0]->account, msgs, count);
+		send_batch(cfg, items[0]->account, msgs, count);
 	for (size_t i = 0; i < count; i++) {
 		items[i]->msg = msgs[i];
 		log_attempt(items[i]);
