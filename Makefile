@@ -7,9 +7,13 @@
 #   make run      deps + build + demo upstream + proxy in the foreground
 #   make asan     the same tests against an AddressSanitizer/UBSan build
 #   make valgrind the unit tests under valgrind (no errors, no leaks)
+#   make install [PREFIX=/usr/local] [DESTDIR=...]  binaries, config (never
+#                 overwritten), spool, service files, man pages
+#   make uninstall  removes what install put there; keeps config and spool
 #   make clean
 
 CC	?= cc
+PREFIX	?= /usr/local
 CFLAGS	?= -O2 -g
 WARN	 = -std=c11 -Wall -Wextra -Werror -Wshadow -Wpointer-arith \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
@@ -98,6 +102,13 @@ valgrind: $(UNIT_BIN)
 run: deps
 	@$(MAKE) --no-print-directory all
 	@sh tools/run-demo.sh $(abspath $(DAEMON))
+
+install: all
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' SMTPPROXYD='$(DAEMON)' \
+	    SMTPPROXYCTL='$(CTL)' sh tools/install.sh install
+
+uninstall:
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' sh tools/install.sh uninstall
 
 clean:
 	rm -rf build smtpproxyd/smtpproxyd smtpproxyd/smtpproxyctl

@@ -31,6 +31,8 @@ static int	spool_scan_dir(struct spool *, enum spool_state, time_t,
 		    spool_scan_fn, void *, time_t *);
 static void	spool_entry_name(struct spool_entry *);
 static char	*reason_path(const struct spool *, const struct spool_entry *);
+static char	*note_path(const struct spool *, const struct spool_entry *);
+static void	 drop_note(struct spool *, const struct spool_entry *);
 static int	spool_move(struct spool *, struct spool_entry *,
 		    struct spool_entry *);
 
@@ -83,13 +85,14 @@ spool_open(struct spool *sp, const char *msgdir, bool create)
 	sp->new = xasprintf("%s/new", msgdir);
 	sp->cur = xasprintf("%s/cur", msgdir);
 	sp->failed = xasprintf("%s/failed", msgdir);
+	sp->defer = xasprintf("%s/defer", msgdir);
 	sp->trigger = xasprintf("%s/trigger", msgdir);
 	sp->status = xasprintf("%s/status", msgdir);
 	spool_set_host(sp);
 	if (create) {
 		if (spool_mkdir(sp->dir) < 0 || spool_mkdir(sp->tmp) < 0 ||
 		    spool_mkdir(sp->new) < 0 || spool_mkdir(sp->cur) < 0 ||
-		    spool_mkdir(sp->failed) < 0)
+		    spool_mkdir(sp->failed) < 0 || spool_mkdir(sp->defer) < 0)
 			return -1;
 		if (mkfifo(sp->trigger, 0600) < 0 && errno != EEXIST)
 			return -1;
@@ -111,6 +114,7 @@ spool_close(struct spool *sp)
 	free(sp->new);
 	free(sp->cur);
 	free(sp->failed);
+	free(sp->defer);
 	free(sp->trigger);
 	free(sp->status);
 	memset(sp, 0, sizeof(*sp));
@@ -496,7 +500,27 @@ spool_delete(struct spool *sp, const struct spool_entry *e)
 		(void)unlink(why);
 		free(why);
 	}
+	if (rc == 0)
+		drop_note(sp, e);
 	return rc;
+}
+
+/* spool_reason - why it failed, or why its last attempt did; "" if unknown */
+void
+spool_reason(const struct spool *sp, const struct spool_entry *e, char *buf,
+    size_t size)
+{
+	char	*path = e->state == SPOOL_FAILED ? reason_path(sp, e) :
+	    note_path(sp, e);
+	FILE	*fp = fopen(path, "r");
+
+	buf[0] = '\0';
+	free(path);
+	if (fp == NULL)
+		return;
+	if (fgets(buf, (int)size, fp) != NULL)
+		buf[strcspn(buf, "\n")] = '\0';
+	fclose(fp);
 }
 
 /* spool_move - rename an entry to its new state and name; *e follows */
@@ -541,6 +565,41 @@ spool_defer(struct spool *sp, struct spool_entry *e, int attempts,
 	return spool_move(sp, e, &moved);
 }
 
+/* note_path - defer/<ID> */
+static char *
+note_path(const struct spool *sp, const struct spool_entry *e)
+{
+	return xasprintf("%s/%s", sp->defer, e->id);
+}
+
+/* drop_note - the message is gone or failed: its defer note goes too */
+static void
+drop_note(struct spool *sp, const struct spool_entry *e)
+{
+	char	*path = note_path(sp, e);
+
+	(void)unlink(path);
+	free(path);
+}
+
+/* spool_note - remember why the last attempt failed, for smtpproxyctl */
+int
+spool_note(struct spool *sp, const struct spool_entry *e, const char *reason)
+{
+	char	*path = note_path(sp, e);
+	int	 fd, rc = -1;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	free(path);
+	if (fd < 0)
+		return -1;
+	if (write_all(fd, reason, strlen(reason)) >= 0 &&
+	    write_all(fd, "\n", 1) >= 0)
+		rc = 0;
+	close(fd);
+	return rc;
+}
+
 /* spool_done - a delivered message leaves the spool */
 int
 spool_done(struct spool *sp, const struct spool_entry *e)
@@ -549,6 +608,7 @@ spool_done(struct spool *sp, const struct spool_entry *e)
 	int	 rc = unlink(path);
 
 	free(path);
+	drop_note(sp, e);
 	return rc;
 }
 
@@ -573,8 +633,10 @@ spool_fail(struct spool *sp, const struct spool_entry *e, const char *reason)
 	rc = rename(from, to);
 	free(from);
 	free(to);
-	if (rc == 0)
+	if (rc == 0) {
 		(void)fsync_dir(sp->failed);
+		drop_note(sp, e);
+	}
 	return rc;
 }
 

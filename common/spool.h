@@ -6,6 +6,7 @@
  *   msgdir/new      accepted, durable, not yet seen by the relay
  *   msgdir/cur      claimed by the relay; retry state in the name's info part
  *   msgdir/failed   permanently failed, each with a "<name>.reason" beside it
+ *   msgdir/defer    "<ID>": why the last attempt of a deferred message failed
  *   msgdir/trigger  FIFO: one byte written after each commit wakes the relay
  *   msgdir/status   the running daemon's scoreboard (see scoreboard.h)
  *
@@ -34,6 +35,8 @@
  *                                    files; next: earliest future attempt
  *   spool_claim(sp, entry)           new/ -> cur/ (atomic ownership)
  *   spool_defer(sp, entry, attempts, next)  rename within cur/ with new state
+ *   spool_note(sp, entry, reason)    remember why the last attempt failed
+ *                                    (informational: not fsynced)
  *   spool_done(sp, entry)            delivered: unlink
  *   spool_fail(sp, entry, reason)    move to failed/ with a reason file
  *   spool_envelope_read(fd, env)     parse the leading envelope lines
@@ -47,6 +50,8 @@
  *                                    T0; a failed one goes back to cur/
  *                                    (its reason file removed)
  *   spool_delete(sp, entry)          remove a message (and its reason)
+ *   spool_reason(sp, entry, buf, n)  the failure reason, or the last
+ *                                    attempt's error of a deferred one
  *   spool_list(sp, state, fn, arg)   every message of one folder
  *
  * Errors: -1 with errno set; nothing is logged here, callers decide.
@@ -69,7 +74,7 @@
 
 struct spool {
 	char	*dir;			/* msgdir, absolute */
-	char	*tmp, *new, *cur, *failed, *trigger, *status;
+	char	*tmp, *new, *cur, *failed, *defer, *trigger, *status;
 	int	 trigger_wfd;		/* writer end, opened lazily */
 	char	 host[64];		/* maildir host part */
 	unsigned long seq;		/* Q<n> counter of this process */
@@ -117,6 +122,7 @@ int	 spool_trigger_fd(struct spool *);
 int	 spool_scan(struct spool *, time_t, spool_scan_fn, void *, time_t *);
 int	 spool_claim(struct spool *, struct spool_entry *);
 int	 spool_defer(struct spool *, struct spool_entry *, int, time_t);
+int	 spool_note(struct spool *, const struct spool_entry *, const char *);
 int	 spool_done(struct spool *, const struct spool_entry *);
 int	 spool_fail(struct spool *, const struct spool_entry *, const char *);
 char	*spool_path(const struct spool *, const struct spool_entry *);
@@ -125,6 +131,8 @@ int	 spool_parse_name(const char *, enum spool_state, struct spool_entry *);
 int	 spool_find(struct spool *, const char *, struct spool_entry *);
 int	 spool_make_due(struct spool *, struct spool_entry *);
 int	 spool_delete(struct spool *, const struct spool_entry *);
+void	 spool_reason(const struct spool *, const struct spool_entry *, char *,
+	    size_t);
 int	 spool_list(struct spool *, enum spool_state, spool_scan_fn, void *);
 
 int	 spool_envelope_read(int, struct envelope *);

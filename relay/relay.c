@@ -271,9 +271,14 @@ reason_text(const struct relay_item *it)
 	return text;
 }
 
-/* keep_owed - the recipients still owed after this attempt */
+/*
+ * keep_recipients - the recipients a message keeps after this attempt: the
+ * ones still owed when it is deferred, every one that did not get it when
+ * it fails (so that failed/ shows whom it did not reach).
+ */
 static bool *
-keep_owed(const struct relay_item *it, bool *changed)
+keep_recipients(const struct relay_item *it, enum retry_action action,
+    bool *changed)
 {
 	bool	*keep = xcalloc(it->msg.nrcpts, sizeof(*keep));
 
@@ -281,7 +286,8 @@ keep_owed(const struct relay_item *it, bool *changed)
 	for (size_t i = 0; i < it->msg.nrcpts; i++) {
 		enum delivery_status	st = it->msg.rcpts[i].status;
 
-		keep[i] = st == DELIVERY_TEMPFAIL || st == DELIVERY_PENDING;
+		keep[i] = st != DELIVERY_DELIVERED &&
+		    (action == RETRY_FAIL || st != DELIVERY_PERMFAIL);
 		if (!keep[i])
 			*changed = true;
 	}
@@ -309,7 +315,7 @@ relay_settle(const struct config *cfg, struct spool *sp, struct relay_item *it,
 			    it->entry.id, r->address, r->reply);
 	}
 	reason = reason_text(it);
-	keep = keep_owed(it, &changed);
+	keep = keep_recipients(it, action, &changed);
 	if (action != RETRY_DONE && changed &&
 	    spool_rewrite_rcpts(sp, &it->entry, &it->env, keep) < 0)
 		log_error("%s: cannot rewrite recipients: %s (all will be retried)",
@@ -324,13 +330,14 @@ relay_settle(const struct config *cfg, struct spool *sp, struct relay_item *it,
 		break;
 	case RETRY_DEFER:
 		next = now + retry_delay(attempts, cfg->retrymin, cfg->retrymax);
-		if (spool_defer(sp, &it->entry, attempts, next) < 0)
+		if (spool_defer(sp, &it->entry, attempts, next) < 0) {
 			log_error("%s: cannot defer: %s", it->entry.id,
 			    strerror(errno));
-		else
-			log_info("%s: deferred (attempt %d, next in %lld s): %s",
-			    it->entry.id, attempts, (long long)(next - now),
-			    reason);
+			break;
+		}
+		(void)spool_note(sp, &it->entry, reason);
+		log_info("%s: deferred (attempt %d, next in %lld s): %s",
+		    it->entry.id, attempts, (long long)(next - now), reason);
 		break;
 	case RETRY_FAIL:
 		if (cfg->deleteonerror) {
@@ -476,6 +483,8 @@ no_account(const struct config *cfg, struct spool *sp, struct relay_item *it,
 	}
 	if (spool_defer(sp, &it->entry, attempts, next) < 0)
 		log_error("%s: cannot defer: %s", it->entry.id, strerror(errno));
+	else
+		(void)spool_note(sp, &it->entry, "no account for this sender");
 }
 
 /* queue_for - the queue of an account, made on first use */

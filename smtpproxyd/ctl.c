@@ -5,7 +5,8 @@
  * also works while the daemon is stopped.
  *
  *   smtpproxyctl [-c FILE] check            like smtpproxyd -t
- *   smtpproxyctl [-c FILE] queue [--failed] one line per message
+ *   smtpproxyctl [-c FILE] queue [--failed] one line per message, with the
+ *                                           last error or the failure reason
  *   smtpproxyctl [-c FILE] flush            every deferred message due now
  *   smtpproxyctl [-c FILE] retry ID         one message due now (a failed
  *                                           one goes back into the queue)
@@ -52,23 +53,6 @@ usage(void)
 	return 2;
 }
 
-/* read_reason - first line of failed/<ID>.reason, or "" */
-static void
-read_reason(const struct spool *sp, const struct spool_entry *e, char *buf,
-    size_t size)
-{
-	char	*path = xasprintf("%s/%s.reason", sp->failed, e->id);
-	FILE	*fp = fopen(path, "r");
-
-	buf[0] = '\0';
-	free(path);
-	if (fp == NULL)
-		return;
-	if (fgets(buf, (int)size, fp) != NULL)
-		buf[strcspn(buf, "\n")] = '\0';
-	fclose(fp);
-}
-
 struct print_arg {
 	struct spool	*sp;
 	time_t		 now;
@@ -102,10 +86,10 @@ print_message(const struct spool_entry *e, void *arg)
 	printf(" attempts=%d", e->attempts);
 	if (e->next_attempt > pa->now)
 		printf(" next=%llds", (long long)(e->next_attempt - pa->now));
-	if (e->state == SPOOL_FAILED) {
-		read_reason(pa->sp, e, reason, sizeof(reason));
-		printf(" reason=\"%s\"", reason);
-	}
+	spool_reason(pa->sp, e, reason, sizeof(reason));
+	if (reason[0] != '\0')
+		printf(" %s=\"%s\"", e->state == SPOOL_FAILED ? "reason" :
+		    "error", reason);
 	printf("\n");
 	spool_envelope_free(&env);
 	close(fd);

@@ -63,20 +63,32 @@ write_pidfile(const char *path)
 	return close(fd);
 }
 
-/* daemonize - detach from the terminal; the parent exits 0 */
+/*
+ * daemonize - detach from the terminal.  The first process waits until the
+ * daemon says it is ready (pidfile written) and exits 0 then, or 3 if the
+ * daemon died first: `smtpproxyd` returns only when the service is up, which
+ * is what init scripts and Type=forking units rely on.  Returns the
+ * descriptor to report readiness on (daemon_ready), or -1.
+ */
 static int
 daemonize(void)
 {
 	pid_t	pid;
-	int	fd;
+	ssize_t	n;
+	int	fd, ready[2];
+	char	byte = 0;
 
-	if ((pid = fork()) < 0)
+	if (pipe2(ready, O_CLOEXEC) < 0 || (pid = fork()) < 0)
 		return -1;
-	if (pid > 0)
-		_exit(0);
-	if (setsid() < 0)
-		return -1;
-	if ((pid = fork()) < 0)
+	if (pid > 0) {
+		close(ready[1]);
+		do {
+			n = read(ready[0], &byte, 1);
+		} while (n < 0 && errno == EINTR);
+		_exit(n == 1 && byte == 'r' ? 0 : EXIT_START);
+	}
+	close(ready[0]);
+	if (setsid() < 0 || (pid = fork()) < 0)
 		return -1;
 	if (pid > 0)
 		_exit(0);
@@ -89,7 +101,17 @@ daemonize(void)
 		if (fd > 2)
 			close(fd);
 	}
-	return 0;
+	return ready[1];
+}
+
+/* daemon_ready - let the waiting first process exit 0 */
+static void
+daemon_ready(int fd)
+{
+	if (fd < 0)
+		return;
+	(void)!write(fd, "r", 1);
+	close(fd);
 }
 
 /* open_log - stderr in the foreground, else the log file or syslog */
@@ -129,7 +151,7 @@ static int
 own_spool(const struct priv *priv, const struct spool *sp)
 {
 	const char *const paths[] = { sp->dir, sp->tmp, sp->new, sp->cur,
-	    sp->failed, sp->trigger };
+	    sp->failed, sp->defer, sp->trigger };
 
 	for (size_t i = 0; i < ARRAY_LEN(paths); i++) {
 		if (priv_chown(priv, paths[i]) < 0) {
@@ -156,9 +178,9 @@ prepare_spool(const struct config *cfg, const struct priv *priv,
 
 /* go_background - daemonize and move logging off the terminal */
 static int
-go_background(const struct config *cfg)
+go_background(const struct config *cfg, int *ready_fd)
 {
-	if (daemonize() < 0) {
+	if ((*ready_fd = daemonize()) < 0) {
 		log_error("cannot daemonize: %s", strerror(errno));
 		return -1;
 	}
@@ -185,7 +207,7 @@ start(struct config **cfgp, bool foreground)
 	char		 err[256], *pidfile = NULL;
 	int		*fds = NULL;
 	size_t		 nfds = 0;
-	int		 rc = EXIT_START;
+	int		 rc = EXIT_START, ready_fd = -1;
 
 	memset(&spool, 0, sizeof(spool));
 	warn_readable_secrets(cfg);
@@ -203,7 +225,7 @@ start(struct config **cfgp, bool foreground)
 	    master_listen(cfg, &fds, &nfds) < 0)
 		goto out;
 	deliver_global_init();
-	if (!foreground && go_background(cfg) < 0)
+	if (!foreground && go_background(cfg, &ready_fd) < 0)
 		goto out;
 	if (cfg->pidfile != NULL) {
 		pidfile = xstrdup(cfg->pidfile);
@@ -213,6 +235,7 @@ start(struct config **cfgp, bool foreground)
 	}
 	log_info("smtpproxyd %s starting with %s", SMTPPROXY_VERSION,
 	    cfg->path);
+	daemon_ready(ready_fd);
 	rc = master_run(cfgp, fds, nfds, &spool, tls_ctx, &priv);
 	tls_ctx = NULL;		/* the master freed it */
 	if (pidfile != NULL)

@@ -3,11 +3,13 @@
  * master.h).  The master never talks SMTP and never touches a message: it
  * only forks, waits and signals, so it stays small and hard to crash.
  */
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -53,7 +55,8 @@ struct master {
 	int		 relay_wanted;
 	struct scoreboard sb;
 	int		 my_slot;		/* in a listener child: its slot */
-	pid_t		 master_pid;
+	int		 wake[2];		/* children ask for a bigger pool */
+	int		 sigfd;			/* the master's signals */
 	struct netmatch	*allow;			/* client networks */
 	size_t		 nallow;
 	SSL_CTX		*tls_ctx;		/* STARTTLS, or NULL */
@@ -145,6 +148,16 @@ on_listener_term(int sig)
 	listener_stop = 1;
 }
 
+/* stop_pending - has a stop request arrived while it was blocked */
+static bool
+stop_pending(void)
+{
+	sigset_t	pending;
+
+	sigpending(&pending);
+	return sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT);
+}
+
 /* child_signals - a fresh child's signal state */
 static void
 child_signals(void (*term)(int))
@@ -197,9 +210,10 @@ serve_one(struct master *m, int lfd)
 		return 0;
 	}
 	scoreboard_set(&m->sb, m->my_slot, SLOT_BUSY);
-	if (scoreboard_count(&m->sb, SLOT_IDLE) == 0 &&
-	    getppid() == m->master_pid)
-		kill(m->master_pid, SIGUSR2);	/* the master may grow the pool */
+	/* No idle listener left: the master may grow the pool.  A pipe, not a
+	 * signal, because the child no longer has the right to signal root. */
+	if (scoreboard_count(&m->sb, SLOT_IDLE) == 0)
+		(void)!write(m->wake[1], "g", 1);
 	client_address(&ss, len, ip, sizeof(ip));
 	if (!netmatch_any(m->allow, m->nallow, (struct sockaddr *)&ss)) {
 		static const char refuse[] = "554 5.7.1 Access denied\r\n";
@@ -250,6 +264,8 @@ listener_main(struct master *m)
 		scoreboard_set(&m->sb, m->my_slot, SLOT_IDLE);
 		if (ppoll(pfd, m->nfds, NULL, &waitmask) < 0)
 			continue;	/* EINTR: look at listener_stop */
+		if (stop_pending())
+			break;		/* ppoll saw a client before the signal */
 		for (size_t i = 0; i < m->nfds && !listener_stop; i++)
 			if (pfd[i].revents & POLLIN)
 				sessions += serve_one(m, m->fds[i]);
@@ -285,6 +301,8 @@ spawn(struct master *m, enum child_kind kind)
 	}
 	if (pid == 0) {
 		m->my_slot = slot;
+		close(m->sigfd);
+		close(m->wake[0]);
 		if (priv_drop(&m->priv) < 0) {
 			log_crit("cannot drop privileges to uid %ld gid %ld: %s",
 			    (long)m->priv.uid, (long)m->priv.gid,
@@ -401,7 +419,7 @@ signal_children(struct master *m, int sig, int kind)
  * pool_adjust - grow while no listener is idle (up to maxprocesses), shrink
  * one child at a time after it idled POOL_SHRINK_IDLE seconds (down to
  * processes).  Growth is prompt: a child that takes the last idle place
- * wakes the master with SIGUSR2.
+ * wakes the master through the wake pipe.
  */
 static void
 pool_adjust(struct master *m)
@@ -537,6 +555,68 @@ shutdown_children(struct master *m)
 	return 0;
 }
 
+/* master_stop - SIGTERM/SIGINT: wind everything down */
+static void
+master_stop(struct master *m, int sig)
+{
+	log_info("stopping on signal %d", sig);
+	shutdown_children(m);
+	free(m->children);
+	free(m->allow);
+	if (m->tls_ctx != NULL)
+		SSL_CTX_free(m->tls_ctx);
+	m->sb.hdr->master_pid = 0;	/* not running any more */
+	scoreboard_destroy(&m->sb);
+	close(m->sigfd);
+	close(m->wake[0]);
+	close(m->wake[1]);
+	log_info("stopped");
+}
+
+/* master_wait - the next signal number, or 0 after a tick or a wake-up */
+static int
+master_wait(struct master *m)
+{
+	struct pollfd			pfd[2] = {
+		{ .fd = m->sigfd, .events = POLLIN },
+		{ .fd = m->wake[0], .events = POLLIN },
+	};
+	struct signalfd_siginfo		info;
+	char				drain[64];
+
+	if (poll(pfd, 2, MASTER_TICK_MS) <= 0)
+		return 0;
+	if (pfd[1].revents & POLLIN)
+		while (read(m->wake[0], drain, sizeof(drain)) > 0)
+			;
+	if ((pfd[0].revents & POLLIN) &&
+	    read(m->sigfd, &info, sizeof(info)) == (ssize_t)sizeof(info))
+		return (int)info.ssi_signo;
+	return 0;
+}
+
+/* master_signals - block the master's signals and read them from a descriptor */
+static int
+master_signals(struct master *m)
+{
+	sigset_t	set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	m->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (m->sigfd < 0 || pipe2(m->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+		log_error("cannot set up signals: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* master_run - supervise until told to stop */
 int
 master_run(struct config **cfgp, int *fds, size_t nfds, struct spool *sp,
@@ -544,9 +624,6 @@ master_run(struct config **cfgp, int *fds, size_t nfds, struct spool *sp,
 {
 	struct config	*cfg = *cfgp;
 	struct master	 m;
-	sigset_t	 set;
-	siginfo_t	 info;
-	struct timespec	 tick = { 1, 0 };
 	int		 sig;
 
 	memset(&m, 0, sizeof(m));
@@ -556,10 +633,11 @@ master_run(struct config **cfgp, int *fds, size_t nfds, struct spool *sp,
 	m.spool = sp;
 	m.relay_wanted = 1;
 	m.my_slot = -1;
-	m.master_pid = getpid();
 	m.priv = *priv;
+	m.tls_ctx = tls_ctx;
 	/* Twice the pool: old children finish while new ones start on reload. */
-	if (scoreboard_create(&m.sb, sp->status, 2 * cfg->maxprocesses) < 0) {
+	if (scoreboard_create(&m.sb, sp->status, 2 * cfg->maxprocesses) < 0 ||
+	    master_signals(&m) < 0) {
 		log_error("cannot create %s: %s", sp->status, strerror(errno));
 		if (tls_ctx != NULL)
 			SSL_CTX_free(tls_ctx);
@@ -569,34 +647,15 @@ master_run(struct config **cfgp, int *fds, size_t nfds, struct spool *sp,
 	m.sb.hdr->processes = cfg->processes;
 	m.sb.hdr->maxprocesses = cfg->maxprocesses;
 	parse_allow(&m);
-	m.tls_ctx = tls_ctx;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	top_up(&m);
 	log_info("started: %d listeners (up to %d), 1 relay", cfg->processes,
 	    cfg->maxprocesses);
 	for (;;) {
-		sig = sigtimedwait(&set, &info, &tick);
-		switch (sig) {
+		switch ((sig = master_wait(&m))) {
 		case SIGTERM:
 		case SIGINT:
-			log_info("stopping on signal %d", sig);
-			shutdown_children(&m);
-			free(m.children);
-			free(m.allow);
-			if (m.tls_ctx != NULL)
-				SSL_CTX_free(m.tls_ctx);
-			m.sb.hdr->master_pid = 0;	/* not running any more */
-			scoreboard_destroy(&m.sb);
+			master_stop(&m, sig);
 			*cfgp = m.cfg;
-			log_info("stopped");
 			return 0;
 		case SIGHUP:
 			reload(&m);

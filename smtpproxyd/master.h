@@ -18,8 +18,8 @@
  * SIGTERM/SIGINT stop accepting, let sessions finish (bounded), stop the
  * relay, exit 0; SIGUSR1 asks the relay to flush the deferred queue;
  * SIGCHLD restarts a child that died, with a growing delay if it keeps
- * dying; SIGUSR2 (from a listener taking the last idle place) grows the
- * pool.  Pool size: processes .. maxprocesses, from the scoreboard.
+ * dying; a byte on the wake pipe (from a listener taking the last idle
+ * place) grows the pool.  Pool size: processes .. maxprocesses, from the scoreboard.
  */
 #ifndef SMTPPROXY_MASTER_H
 #define SMTPPROXY_MASTER_H
@@ -37,6 +37,7 @@
 #define MASTER_RESPAWN_MAX	60	/* longest delay before a restart */
 #define MASTER_QUICK_DEATH	10	/* a child dying sooner backs off */
 #define POOL_SHRINK_IDLE	30	/* seconds idle before a spare child goes */
+#define MASTER_TICK_MS		1000	/* housekeeping without any event */
 
 int	master_listen(const struct config *, int **, size_t *);
 int	master_tls_context(const struct config *, SSL_CTX **);

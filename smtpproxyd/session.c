@@ -151,6 +151,12 @@ cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 {
 	if (s->state == STATE_MAIL || s->state == STATE_RCPT)
 		return bad_command(s, 503, "5.5.1 Error: nested MAIL command");
+	/*
+	 * Old clients may skip HELO in the clear (as Postfix allows); after
+	 * STARTTLS the session starts over and a new EHLO is a must.
+	 */
+	if (s->state == STATE_CONNECTED && s->tls)
+		return bad_command(s, 503, "5.5.1 Error: send EHLO first");
 	if (s->cfg->auth == CLIENT_AUTH_REQUIRED && s->authed == NULL) {
 		reply(s, 530, "5.7.0 Authentication required");
 		return NEXT_CONTINUE;
@@ -301,8 +307,14 @@ cmd_data(struct session *s)
 	switch (result.outcome) {
 	case DATA_NETWORK:
 		spool_abort(s->spool, &msg);
-		log_info("%s: lost connection with %s during DATA", msg.id,
-		    s->client_ip);
+		if (result.netio_error == NETIO_TIMEOUT) {
+			log_info("%s: timeout after %d s with %s during DATA",
+			    msg.id, s->cfg->timeout, s->client_ip);
+			reply(s, 421, "4.4.2 %s Error: timeout exceeded",
+			    s->cfg->hostname);
+		} else
+			log_info("%s: lost connection with %s during DATA",
+			    msg.id, s->client_ip);
 		return NEXT_CLOSE;
 	case DATA_TOO_BIG:
 		spool_abort(s->spool, &msg);

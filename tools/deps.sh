@@ -9,7 +9,8 @@ PACKAGES="build-essential pkg-config
 libconfig-dev libinih-dev libcurl4-openssl-dev libssl-dev libjansson-dev
 libcrypt-dev check valgrind
 python3 python3-pytest python3-aiosmtpd swaks curl openssl
-php-cli libphp-phpmailer dovecot-pop3d"
+php-cli libphp-phpmailer dovecot-pop3d
+mandoc systemd devscripts iproute2"
 
 missing=""
 for p in $PACKAGES; do
