@@ -349,7 +349,9 @@ def test_broken_config_on_hup_is_refused_and_the_old_one_keeps_working(
     upstream.wait_for_messages(1)
     assert subjects(upstream) == ["after refused reload"]
     assert not second_upstream.attempts
-    assert sorted(proxy.children()) == children
+    # The children of the running config stay (the pool may have grown
+    # meanwhile: that is load, not a reload).
+    assert set(children) <= set(proxy.children())
     assert not log_has(proxy, r"configuration reloaded", start=mark)
 
 
