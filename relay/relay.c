@@ -251,22 +251,29 @@ relay_prepare(struct relay_item *it)
 		rewrite_headers(it);
 }
 
-/* reason_text - what failed, for the log and failed/<ID>.reason */
+/*
+ * reason_text - what failed, for the log and failed/<ID>.reason: each
+ * recipient not reached with its reply, or the message's error when no
+ * recipient has a reply of its own.  One line.
+ */
 static char *
 reason_text(const struct relay_item *it)
 {
-	char	*text = xstrdup(it->msg.error);
+	char	*text = xstrdup(""), *next;
 
 	for (size_t i = 0; i < it->msg.nrcpts; i++) {
 		const struct delivery_rcpt *r = &it->msg.rcpts[i];
-		char	*next;
 
 		if (r->status == DELIVERY_DELIVERED || r->reply[0] == '\0')
 			continue;
-		next = xasprintf("%s%s<%s>: %s", text, text[0] ? "\n" : "",
+		next = xasprintf("%s%s<%s>: %s", text, text[0] ? "; " : "",
 		    r->address, r->reply);
 		free(text);
 		text = next;
+	}
+	if (text[0] == '\0') {
+		free(text);
+		text = xstrdup(it->msg.error);
 	}
 	return text;
 }
