@@ -53,6 +53,7 @@ enum key_type {
 #define KEY_MAILBOX	0x04	/* local@domain */
 #define KEY_ADDRS	0x08	/* list of IP addresses */
 #define KEY_NETS	0x10	/* list of networks, address[/prefix] */
+#define KEY_URL		0x20	/* https://, http:// to loopback */
 
 struct key {
 	const char		*name;
@@ -98,6 +99,21 @@ struct key {
 static const char *const security_names[] = { "none", "tls", "ssl", NULL };
 static const char *const auth_names[] = {
 	"off", "optional", "required", NULL
+};
+static const char *const smtpauth_names[] = { "auto", "xoauth2", NULL };
+static const char *const provider_names[] = {
+	"microsoft", "google", "custom", NULL
+};
+static const char *const flow_names[] = {
+	"device", "authcode", "clientcredentials", NULL
+};
+
+/* Account keys that only mean something with smtpauth=xoauth2. */
+static const char *const oauth_key_names[] = {
+	"oauthprovider", "oauthflow", "oauthtenant", "oauthclientid",
+	"oauthclientsecret", "oauthclientsecretfile", "oauthtokenurl",
+	"oauthauthurl", "oauthdeviceurl", "oauthscope", "oauthtokenfile",
+	"oauthtokencommand", NULL
 };
 
 /*
@@ -167,6 +183,21 @@ static const struct key keys[] = {
 	K_STR(ACC, "forcefrom", A_(forcefrom), NULL, KEY_MAILBOX),
 	K_STR(ACC, "use", A_(use), NULL, 0),
 	K_STR(ACC, "localpassword", A_(localpassword), NULL, KEY_SECRET),
+	K_ENUM(ACC, "smtpauth", A_(smtpauth), "auto", smtpauth_names),
+	K_ENUM(ACC, "oauthprovider", A_(oauthprovider), "custom",
+	    provider_names),
+	K_ENUM(ACC, "oauthflow", A_(oauthflow), "device", flow_names),
+	K_STR(ACC, "oauthtenant", A_(oauthtenant), NULL, KEY_HOST),
+	K_STR(ACC, "oauthclientid", A_(oauthclientid), NULL, KEY_HOST),
+	K_STR(ACC, "oauthclientsecret", A_(oauthclientsecret), NULL,
+	    KEY_SECRET),
+	K_PATH(ACC, "oauthclientsecretfile", A_(oauthclientsecretfile), NULL),
+	K_STR(ACC, "oauthtokenurl", A_(oauthtokenurl), NULL, KEY_URL),
+	K_STR(ACC, "oauthauthurl", A_(oauthauthurl), NULL, KEY_URL),
+	K_STR(ACC, "oauthdeviceurl", A_(oauthdeviceurl), NULL, KEY_URL),
+	K_STR(ACC, "oauthscope", A_(oauthscope), NULL, 0),
+	K_PATH(ACC, "oauthtokenfile", A_(oauthtokenfile), NULL),
+	K_STR(ACC, "oauthtokencommand", A_(oauthtokencommand), NULL, 0),
 	K_OLD(ACC, "smtptls", "use smtpsecurity=tls"),
 };
 
@@ -175,6 +206,9 @@ static const struct key keys[] = {
 /* KEY_ENUM stores through an int: the enums it fills must be int-sized. */
 _Static_assert(sizeof(enum smtp_security) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum client_auth) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum smtp_auth) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum oauth_provider) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum oauth_flow) == sizeof(int), "enum size");
 
 struct config_loader {
 	struct config	*cfg;
@@ -223,6 +257,8 @@ static bool		 text_has_control(const char *);
 static bool		 mailbox_ok(const char *);
 static bool		 address_ok(const char *);
 static bool		 network_ok(const char *);
+static const char	*url_problem(const char *);
+static bool		 loopback_host(const char *, size_t);
 static char		*path_resolve(const char *, const char *);
 static const char	*shown(char *, size_t, const char *);
 static const char	*key_shown(char *, size_t, const struct key *,
@@ -244,6 +280,10 @@ static int		 config_finish(struct config_loader *);
 static int		 globals_check(struct config_loader *);
 static int		 account_resolve(struct config_loader *, size_t);
 static int		 account_check(struct config_loader *, size_t);
+static int		 account_oauth_check(struct config_loader *, size_t);
+static int		 oauth_flow_check(struct config_loader *, size_t);
+static int		 oauth_keys_unused(struct config_loader *, size_t,
+			    const char *);
 static int		 account_key_line(const struct config_loader *, size_t,
 			    const char *);
 static char		*default_hostname(void);
@@ -675,6 +715,10 @@ store_string(struct config_loader *ld, const struct key *k, char *base,
 		return config_fail(ld, line, "'%s' is not a mail address for "
 		    "key '%s' (use local@domain)",
 		    key_shown(buf, sizeof(buf), k, value), k->name);
+	if ((k->flags & KEY_URL) && url_problem(value) != NULL)
+		return config_fail(ld, line, "'%s' for key '%s': %s",
+		    key_shown(buf, sizeof(buf), k, value), k->name,
+		    url_problem(value));
 	free(*sp);
 	if (k->type == KEY_PATH)
 		*sp = path_resolve(ld->cfg->dir, value);
@@ -858,6 +902,72 @@ network_ok(const char *s)
 	else
 		return false;
 	return prefix <= max;
+}
+
+/*
+ * url_problem - why a token endpoint URL is refused, or NULL: https://
+ * with a host, or plain http:// only to this machine (tests, a local
+ * token broker); no user name in it, nothing that could bend a request
+ */
+static const char *
+url_problem(const char *url)
+{
+	const char	*host, *end;
+	size_t		 hostlen;
+	bool		 plain;
+
+	if (strncasecmp(url, "https://", 8) == 0)
+		plain = false;
+	else if (strncasecmp(url, "http://", 7) == 0)
+		plain = true;
+	else
+		return "not an https:// URL";
+	for (const char *p = url; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return "blanks and control characters are not allowed";
+	host = url + (plain ? 7 : 8);
+	end = host + strcspn(host, "/?#");
+	if (memchr(host, '@', (size_t)(end - host)) != NULL)
+		return "a user name in the URL is not allowed";
+	if (host[0] == '[') {
+		const char	*close;
+
+		close = memchr(host, ']', (size_t)(end - host));
+		if (close == NULL)
+			return "no host in the URL";
+		hostlen = (size_t)(close - host) + 1;
+	} else
+		hostlen = strcspn(host, ":/?#");
+	if (hostlen == 0)
+		return "no host in the URL";
+	if (plain && !loopback_host(host, hostlen))
+		return "plain http:// is allowed only to this machine "
+		    "(127.0.0.1, ::1, localhost): use https://";
+	return NULL;
+}
+
+/* loopback_host - localhost, an address in 127.0.0.0/8, or [::1] */
+static bool
+loopback_host(const char *host, size_t len)
+{
+	char		text[INET6_ADDRSTRLEN + 2];
+	struct in_addr	a4;
+	struct in6_addr	a6;
+
+	if (len == 9 && strncasecmp(host, "localhost", 9) == 0)
+		return true;
+	if (len >= sizeof(text))
+		return false;
+	memcpy(text, host, len);
+	text[len] = '\0';
+	if (inet_pton(AF_INET, text, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (len > 2 && text[0] == '[' && text[len - 1] == ']') {
+		text[len - 1] = '\0';
+		return inet_pton(AF_INET6, text + 1, &a6) == 1 &&
+		    IN6_IS_ADDR_LOOPBACK(&a6);
+	}
+	return false;
 }
 
 /* path_resolve - value made absolute against dir ("./" prefixes dropped) */
@@ -1188,7 +1298,10 @@ account_check(struct config_loader *ld, size_t i)
 	if (a->smtphost == NULL)
 		return config_fail(ld, a->line, "account [%s] has no smtphost",
 		    a->name);
-	if (a->smtpusername != NULL && a->smtppassword == NULL)
+	if (account_oauth_check(ld, i) == -1)
+		return -1;
+	if (a->smtpauth == SMTPAUTH_AUTO && a->smtpusername != NULL &&
+	    a->smtppassword == NULL)
 		return config_fail(ld, account_key_line(ld, i, "smtpusername"),
 		    "smtpusername is set in [%s] but smtppassword is not",
 		    a->name);
@@ -1204,6 +1317,135 @@ account_check(struct config_loader *ld, size_t i)
 	if (a->popusername == NULL || a->poppassword == NULL)
 		return config_fail(ld, pbs, "popbeforesmtp is on in [%s] but "
 		    "popusername and poppassword are not both set", a->name);
+	return 0;
+}
+
+/*
+ * account_oauth_check - smtpauth=xoauth2 and the oauth keys agree: a user
+ * name for user=, TLS, and a way to get a token (a command, or a client ID
+ * and the endpoints of its flow); oauth keys without xoauth2 are an error,
+ * not silently ignored
+ */
+static int
+account_oauth_check(struct config_loader *ld, size_t i)
+{
+	const struct account	*a = &ld->cfg->accounts[i];
+	int			 line = account_key_line(ld, i, "smtpauth");
+
+	if (a->smtpauth != SMTPAUTH_XOAUTH2)
+		return oauth_keys_unused(ld, i, "smtpauth is not xoauth2");
+	if (line == 0)
+		line = a->line;
+	if (a->smtpusername == NULL)
+		return config_fail(ld, line, "smtpauth=xoauth2 in [%s] needs "
+		    "smtpusername (the mailbox the token is for)", a->name);
+	if (a->smtppassword != NULL)
+		return config_fail(ld, account_key_line(ld, i, "smtppassword"),
+		    "smtppassword is not used with smtpauth=xoauth2 in [%s]: "
+		    "remove it", a->name);
+	if (a->smtpsecurity == SECURITY_NONE)
+		return config_fail(ld, line, "smtpauth=xoauth2 in [%s] needs "
+		    "smtpsecurity tls or ssl: a token is never sent in the "
+		    "clear", a->name);
+	if (a->oauthtokencommand != NULL)
+		return oauth_keys_unused(ld, i, "oauthtokencommand is set");
+	if (a->oauthclientid == NULL)
+		return config_fail(ld, line, "smtpauth=xoauth2 in [%s] needs "
+		    "oauthclientid (or oauthtokencommand)", a->name);
+	if (a->oauthclientsecret != NULL && a->oauthclientsecretfile != NULL)
+		return config_fail(ld, account_key_line(ld, i,
+		    "oauthclientsecretfile"), "oauthclientsecret and "
+		    "oauthclientsecretfile are both set in [%s]: keep one",
+		    a->name);
+	if (a->oauthtenant != NULL &&
+	    a->oauthprovider != OAUTH_PROVIDER_MICROSOFT)
+		return config_fail(ld, account_key_line(ld, i, "oauthtenant"),
+		    "oauthtenant in [%s] is for oauthprovider=microsoft only",
+		    a->name);
+	if (a->oauthtenant != NULL &&
+	    strspn(a->oauthtenant, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+	    strlen(a->oauthtenant))
+		return config_fail(ld, account_key_line(ld, i, "oauthtenant"),
+		    "'%s' is not a tenant for key 'oauthtenant' (a tenant ID "
+		    "or a domain such as contoso.onmicrosoft.com)",
+		    a->oauthtenant);
+	return oauth_flow_check(ld, i);
+}
+
+/* oauth_flow_check - the provider and the flow have what they need */
+static int
+oauth_flow_check(struct config_loader *ld, size_t i)
+{
+	const struct account	*a = &ld->cfg->accounts[i];
+	int			 fline, pline;
+	bool			 secret = a->oauthclientsecret != NULL ||
+	    a->oauthclientsecretfile != NULL;
+
+	fline = account_key_line(ld, i, "oauthflow");
+	pline = account_key_line(ld, i, "oauthprovider");
+	if (fline == 0)
+		fline = account_key_line(ld, i, "smtpauth");
+	if (pline == 0)
+		pline = account_key_line(ld, i, "smtpauth");
+	if (a->oauthprovider == OAUTH_PROVIDER_CUSTOM) {
+		if (a->oauthtokenurl == NULL)
+			return config_fail(ld, pline, "smtpauth=xoauth2 in "
+			    "[%s] needs oauthprovider (microsoft or google) "
+			    "or, for a custom provider, oauthtokenurl",
+			    a->name);
+		if (a->oauthflow == OAUTH_FLOW_DEVICE &&
+		    a->oauthdeviceurl == NULL)
+			return config_fail(ld, fline, "oauthflow=device in "
+			    "[%s] needs oauthdeviceurl with a custom "
+			    "provider", a->name);
+		if (a->oauthflow == OAUTH_FLOW_AUTHCODE &&
+		    a->oauthauthurl == NULL)
+			return config_fail(ld, fline, "oauthflow=authcode in "
+			    "[%s] needs oauthauthurl with a custom provider",
+			    a->name);
+	}
+	if (a->oauthprovider == OAUTH_PROVIDER_GOOGLE && !secret)
+		return config_fail(ld, pline, "oauthprovider=google in [%s] "
+		    "needs oauthclientsecret or oauthclientsecretfile (Google "
+		    "gives one with every client ID)", a->name);
+	if (a->oauthflow != OAUTH_FLOW_CLIENTCREDENTIALS)
+		return 0;
+	if (a->oauthprovider == OAUTH_PROVIDER_GOOGLE)
+		return config_fail(ld, fline, "oauthflow=clientcredentials in "
+		    "[%s]: Google offers no app-only access to Gmail over "
+		    "SMTP; use device or authcode", a->name);
+	if (!secret)
+		return config_fail(ld, fline, "oauthflow=clientcredentials in "
+		    "[%s] needs oauthclientsecret or oauthclientsecretfile",
+		    a->name);
+	if (a->oauthprovider == OAUTH_PROVIDER_MICROSOFT &&
+	    (a->oauthtenant == NULL ||
+	    strcasecmp(a->oauthtenant, "common") == 0 ||
+	    strcasecmp(a->oauthtenant, "organizations") == 0 ||
+	    strcasecmp(a->oauthtenant, "consumers") == 0))
+		return config_fail(ld, fline, "oauthflow=clientcredentials in "
+		    "[%s] needs oauthtenant: the tenant ID or domain of the "
+		    "organisation (not common, organizations or consumers)",
+		    a->name);
+	return 0;
+}
+
+/* oauth_keys_unused - an oauth key set where it means nothing: an error */
+static int
+oauth_keys_unused(struct config_loader *ld, size_t i, const char *why)
+{
+	const struct account	*a = &ld->cfg->accounts[i];
+
+	for (size_t k = 0; oauth_key_names[k] != NULL; k++) {
+		int	line = account_key_line(ld, i, oauth_key_names[k]);
+
+		if (line == 0 || (a->smtpauth == SMTPAUTH_XOAUTH2 &&
+		    strcmp(oauth_key_names[k], "oauthtokencommand") == 0))
+			continue;
+		return config_fail(ld, line, "%s is set in [%s] but %s: it "
+		    "is not used", oauth_key_names[k], a->name, why);
+	}
 	return 0;
 }
 

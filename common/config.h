@@ -45,6 +45,23 @@ enum client_auth {
 	CLIENT_AUTH_REQUIRED
 };
 
+enum smtp_auth {
+	SMTPAUTH_AUTO,		/* PLAIN/LOGIN with smtppassword, if set */
+	SMTPAUTH_XOAUTH2	/* an OAuth 2.0 bearer token (relay/oauth.h) */
+};
+
+enum oauth_provider {
+	OAUTH_PROVIDER_MICROSOFT,	/* Entra ID, Microsoft 365 */
+	OAUTH_PROVIDER_GOOGLE,		/* Gmail, Google Workspace */
+	OAUTH_PROVIDER_CUSTOM		/* every endpoint from the config */
+};
+
+enum oauth_flow {
+	OAUTH_FLOW_DEVICE,		/* device code (RFC 8628) */
+	OAUTH_FLOW_AUTHCODE,		/* authorisation code, PKCE, loopback */
+	OAUTH_FLOW_CLIENTCREDENTIALS	/* app-only, no user, no refresh token */
+};
+
 struct account {
 	char			*name;		/* section: address, @domain, default */
 	int			 line;		/* where the section starts */
@@ -74,6 +91,21 @@ struct account {
 	char			*forcefrom;	/* From: replaced */
 
 	char			*localpassword;	/* client AUTH: plain or crypt(3) */
+
+	/* OAuth 2.0 upstream login (smtpauth=xoauth2), see relay/oauth.h */
+	enum smtp_auth		 smtpauth;	/* auto */
+	enum oauth_provider	 oauthprovider;	/* custom */
+	enum oauth_flow		 oauthflow;	/* device */
+	char			*oauthtenant;	/* microsoft; NULL: "common" */
+	char			*oauthclientid;
+	char			*oauthclientsecret;
+	char			*oauthclientsecretfile;	/* absolute path */
+	char			*oauthtokenurl;	/* NULL: the provider's */
+	char			*oauthauthurl;	/* NULL: the provider's */
+	char			*oauthdeviceurl;	/* NULL: the provider's */
+	char			*oauthscope;	/* NULL: the provider's */
+	char			*oauthtokenfile;	/* NULL: msgdir/oauth/NAME.json */
+	char			*oauthtokencommand;	/* prints an access token */
 };
 
 struct config {

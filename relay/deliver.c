@@ -18,12 +18,14 @@
 
 #include <curl/curl.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "deliver.h"
 #include "log.h"
+#include "oauth.h"
 #include "util.h"
 
 #define DELIVER_TIMEOUT_DEFAULT	300	/* seconds, relaytimeout unset */
@@ -48,6 +50,11 @@
  */
 #define DELIVER_AUTH_OPTIONS	"AUTH=PLAIN;AUTH=LOGIN;AUTH=CRAM-MD5"
 
+/* smtpauth=xoauth2: that mechanism only, never a password fall-back */
+#define DELIVER_XOAUTH2_OPTIONS	"AUTH=XOAUTH2"
+#define DELIVER_XOAUTH2_MECH	"XOAUTH2"
+#define DELIVER_CHALLENGE_MAX	256	/* error challenge shown */
+
 #define DELIVER_REDACTED	"<redacted>"
 #define DELIVER_NOAUTH \
 	"not authenticated upstream (server offered no AUTH?)"
@@ -64,6 +71,10 @@ struct session {
 	bool			 have_conn;	/* an attempt has connected */
 	bool			 reused;	/* the last attempt used it */
 	bool			 hold;		/* connection-level failure */
+	bool			 bearer;	/* smtpauth=xoauth2 */
+	bool			 renewed;	/* its token was renewed once */
+	bool			 told;		/* config problem logged */
+	struct oauth_token	 tok;
 	char			 hold_reason[DELIVERY_REPLY_MAX];
 	int			 read_errno;
 	struct deliver_dialogue	 dlg;
@@ -133,6 +144,12 @@ static bool		 attempt_retryable(const struct session *,
 			    const struct delivery_msg *);
 static bool		 attempt_broke_connection(
 			    const struct deliver_attempt *);
+static bool		 attempt_token_refused(const struct session *);
+static int		 session_renew_token(struct session *);
+static void		 explain_bearer(struct session *, const char *);
+static void		 challenge_text(const char *, char *, size_t);
+static bool		 mech_is(const char *, size_t, const char *);
+static bool		 auth_has_response(const char *, size_t);
 static void		 message_deliver(struct session *,
 			    struct delivery_msg *);
 
@@ -279,6 +296,33 @@ show_auth(const char *line, size_t len, char *shown, size_t size)
 	    mech + n < line + len ? " " DELIVER_REDACTED : "");
 }
 
+/* mech_is - does an AUTH command line name this mechanism */
+static bool
+mech_is(const char *line, size_t len, const char *mech)
+{
+	size_t	i = 4, n = strlen(mech);
+
+	while (i < len && line[i] == ' ')
+		i++;
+	return len - i >= n && strncasecmp(line + i, mech, n) == 0 &&
+	    (len - i == n || line[i + n] == ' ');
+}
+
+/* auth_has_response - does an AUTH command line carry a response */
+static bool
+auth_has_response(const char *line, size_t len)
+{
+	size_t	i = 4;
+
+	while (i < len && line[i] == ' ')
+		i++;
+	while (i < len && line[i] != ' ')
+		i++;
+	while (i < len && line[i] == ' ')
+		i++;
+	return i < len;
+}
+
 /* stage_reach - move an attempt forward, never back */
 static void
 stage_reach(struct deliver_attempt *a, enum deliver_stage stage)
@@ -299,6 +343,7 @@ deliver_dialogue_out(struct deliver_dialogue *d, const char *line,
 	if (d->in_auth) {
 		/* a SASL response: credentials, whatever it looks like */
 		d->last = DELIVER_CMD_AUTH;
+		d->auth_answered = true;
 		strlcpy_s(shown, DELIVER_REDACTED, size);
 		return;
 	}
@@ -308,6 +353,9 @@ deliver_dialogue_out(struct deliver_dialogue *d, const char *line,
 	case DELIVER_CMD_AUTH:
 		d->in_auth = true;
 		d->attempt->auth_sent = true;
+		d->auth_bearer = mech_is(line, len, DELIVER_XOAUTH2_MECH);
+		/* with an initial response the token is on this line */
+		d->auth_answered = auth_has_response(line, len);
 		show_auth(line, len, shown, size);
 		return;
 	case DELIVER_CMD_EHLO:
@@ -388,6 +436,12 @@ dialogue_commit(struct deliver_dialogue *d, const struct deliver_reply *r)
 	}
 	switch (d->last) {
 	case DELIVER_CMD_AUTH:
+		if (r->code == 334 && d->auth_bearer && d->auth_answered) {
+			/* a challenge after the token refuses it (RFC 7628) */
+			a->token_rejected = true;
+			a->conn = *r;
+			return;
+		}
 		if (r->code == 334)
 			return;
 		d->in_auth = false;
@@ -935,6 +989,8 @@ session_options(struct session *s)
 	bad |= curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, t) != CURLE_OK;
 	/* libcurl 7.88 reuses connections the server closed: stay young */
+	/* One connection at a time: a fresh one replaces a broken one. */
+	bad |= curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_MAXAGE_CONN,
 	    (long)DELIVER_MAXAGE_CONN) != CURLE_OK;
 	return bad ? -1 : 0;
@@ -987,6 +1043,17 @@ session_login(struct session *s)
 
 	if (!s->creds)
 		return 0;
+	if (s->bearer) {
+		/* without USERNAME libcurl would skip AUTH in silence */
+		bad |= curl_easy_setopt(c, CURLOPT_USERNAME,
+		    acct->smtpusername) != CURLE_OK;
+		bad |= curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER,
+		    s->tok.access) != CURLE_OK;
+		bad |= curl_easy_setopt(c, CURLOPT_LOGIN_OPTIONS,
+		    DELIVER_XOAUTH2_OPTIONS) != CURLE_OK;
+		bad |= curl_easy_setopt(c, CURLOPT_SASL_IR, 1L) != CURLE_OK;
+		return bad ? -1 : 0;
+	}
 	bad |= curl_easy_setopt(c, CURLOPT_USERNAME, acct->smtpusername) !=
 	    CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_PASSWORD,
@@ -1019,6 +1086,17 @@ session_open(const struct config *cfg, const struct account *acct, char *err,
 	    acct->smtpsecurity != SECURITY_NONE &&
 	    (s->cas = ca_load(acct->tlscafile, err, errlen)) == NULL)
 		goto fail;
+	if (acct->smtpauth == SMTPAUTH_XOAUTH2) {
+		s->bearer = true;
+		if (!s->creds || acct->smtpsecurity == SECURITY_NONE) {
+			snprintf(err, errlen, "XOAUTH2 needs smtpusername and "
+			    "TLS");
+			goto fail;
+		}
+		if (oauth_access_token(cfg, acct, &s->tok, err, errlen) !=
+		    OAUTH_OK)
+			goto fail;
+	}
 	if ((s->curl = curl_easy_init()) == NULL) {
 		snprintf(err, errlen, "cannot create a libcurl handle");
 		goto fail;
@@ -1044,6 +1122,7 @@ session_close(struct session *s)
 	if (s->curl != NULL)
 		curl_easy_cleanup(s->curl);
 	sk_X509_pop_free(s->cas, X509_free);
+	oauth_token_clear(&s->tok);
 	free(s->url);
 	free(s->peer);
 	free(s);
@@ -1203,6 +1282,10 @@ attempt_explain_connect(struct session *s, const char *err)
 		what = "timeout";
 		break;
 	case CURLE_LOGIN_DENIED:
+		if (s->bearer) {
+			explain_bearer(s, err);
+			return;
+		}
 		if (a->auth_sent && a->conn.code != 0) {
 			/* a 535 is TEMPFAIL: an admin can fix the password */
 			text_join(a->reason, sizeof(a->reason),
@@ -1225,6 +1308,106 @@ attempt_explain_connect(struct session *s, const char *err)
 		snprintf(a->reason, sizeof(a->reason), "%s: %s", what, err);
 	else
 		snprintf(a->reason, sizeof(a->reason), "%s", err);
+}
+
+/* challenge_text - the JSON of an XOAUTH2 error challenge, for the log */
+static void
+challenge_text(const char *reply, char *out, size_t size)
+{
+	unsigned char	 raw[DELIVER_CHALLENGE_MAX * 2 + 4];
+	const char	*b64 = reply + strspn(reply, "0123456789 ");
+	size_t		 len = strlen(b64);
+	int		 n;
+
+	out[0] = '\0';
+	if (len == 0 || len > DELIVER_CHALLENGE_MAX * 2 || len % 4 != 0)
+		return;
+	if ((n = EVP_DecodeBlock(raw, (const unsigned char *)b64,
+	    (int)len)) <= 0)
+		return;
+	while (n > 0 && raw[n - 1] == '\0')
+		n--;
+	text_clean(out, size, (const char *)raw, (size_t)n);
+}
+
+/*
+ * explain_bearer - why an XOAUTH2 login failed.  A refusal of a token just
+ * obtained is no token problem: the mailbox, tenant or app is not set up
+ * for it, and only an administrator can help.
+ */
+static void
+explain_bearer(struct session *s, const char *err)
+{
+	struct deliver_attempt	*a = &s->att;
+	char			 json[DELIVER_CHALLENGE_MAX];
+	char			 said[DELIVERY_REPLY_MAX], *text;
+
+	if (!a->auth_sent) {
+		text_join(a->reason, sizeof(a->reason), "server does not offer "
+		    "AUTH XOAUTH2", err);
+		return;
+	}
+	if (a->token_rejected) {
+		challenge_text(a->conn.text, json, sizeof(json));
+		snprintf(said, sizeof(said), "334 error challenge%s%s",
+		    json[0] != '\0' ? " " : "", json);
+	} else if (a->conn.code != 0)
+		strlcpy_s(said, a->conn.text, sizeof(said));
+	else
+		strlcpy_s(said, err, sizeof(said));
+	if (!s->tok.fresh) {
+		text_join(a->reason, sizeof(a->reason), "access token refused",
+		    said);
+		return;
+	}
+	text = xasprintf("configuration problem: XOAUTH2 login as %s refused "
+	    "with a token just obtained (is SMTP AUTH enabled for the "
+	    "mailbox, SMTP.Send or SMTP.SendAsApp granted, smtpusername the "
+	    "token's mailbox?)", s->acct->smtpusername);
+	text_join(a->reason, sizeof(a->reason), text, said);
+	free(text);
+	if (!s->told)
+		log_error("upstream %s: [%s]: %s", s->peer, s->acct->name,
+		    a->reason);
+	s->told = true;
+}
+
+/*
+ * attempt_token_refused - an XOAUTH2 login failed with a token that was
+ * not obtained just now: worth one new token
+ */
+static bool
+attempt_token_refused(const struct session *s)
+{
+	const struct deliver_attempt	*a = &s->att;
+
+	return s->bearer && !s->renewed && !s->tok.fresh &&
+	    a->rc == CURLE_LOGIN_DENIED && a->auth_sent &&
+	    (a->token_rejected || a->conn.code / 100 == 5);
+}
+
+/* session_renew_token - the refused token forgotten, a new one in use */
+static int
+session_renew_token(struct session *s)
+{
+	char	err[DELIVERY_REPLY_MAX];
+
+	s->renewed = true;
+	oauth_token_rejected(s->cfg, s->acct, s->tok.access);
+	oauth_token_clear(&s->tok);
+	if (oauth_access_token(s->cfg, s->acct, &s->tok, err,
+	    sizeof(err)) != OAUTH_OK) {
+		text_join(s->att.reason, sizeof(s->att.reason),
+		    "access token refused, no new one", err);
+		return -1;
+	}
+	if (curl_easy_setopt(s->curl, CURLOPT_XOAUTH2_BEARER,
+	    s->tok.access) != CURLE_OK) {
+		strlcpy_s(s->att.reason, "libcurl refused the new token",
+		    sizeof(s->att.reason));
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -1289,8 +1472,27 @@ message_deliver(struct session *s, struct delivery_msg *msg)
 			attempt_run(s, msg, list, map, nmap);
 			curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, 0L);
 		}
+		if (attempt_token_refused(s)) {
+			log_info("upstream %s: [%s]: %s; fetching a new token",
+			    s->peer, s->acct->name, s->att.reason);
+			if (session_renew_token(s) == 0) {
+				rcpt_unsent(msg, map, nmap);
+				curl_easy_setopt(s->curl,
+				    CURLOPT_FRESH_CONNECT, 1L);
+				attempt_run(s, msg, list, map, nmap);
+				curl_easy_setopt(s->curl,
+				    CURLOPT_FRESH_CONNECT, 0L);
+			}
+		}
 	}
 	deliver_classify(msg, &s->att);
+	/*
+	 * After a failed transfer libcurl may keep the connection and reuse
+	 * it, with the upstream's late replies still on their way: the next
+	 * message would read them as its own.  It gets a new connection.
+	 */
+	curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT,
+	    s->att.rc != CURLE_OK ? 1L : 0L);
 	if (attempt_broke_connection(&s->att)) {
 		s->hold = true;
 		strlcpy_s(s->hold_reason, s->att.reason,

@@ -15,6 +15,13 @@
  *        system store plus acct->tlscafile unless acct->tlsverify is false.
  *        With smtpusername set, a session that did not log in never
  *        transmits a message: the attempt fails as temporary.
+ *        With smtpauth=xoauth2 the login is AUTH XOAUTH2 as smtpusername
+ *        with a token from oauth_access_token() (none: every message
+ *        TEMPFAIL with the reason).  A token the server refuses (the 334
+ *        error challenge, or a 5xx to AUTH) goes to oauth_token_rejected(),
+ *        a new one is fetched once and the message tried once more on a
+ *        new connection; refused although just obtained, it is a
+ *        configuration problem: TEMPFAIL, logged as such.
  *        Every network wait is bounded by cfg->relaytimeout.
  *        Fills status/code/reply of every recipient and the message fields
  *        below; returns 0, or -1 only when nothing could be attempted at all
@@ -133,6 +140,7 @@ struct deliver_attempt {
 	int			 rc;		/* CURLcode */
 	enum deliver_stage	 stage;
 	bool			 auth_sent;
+	bool			 token_rejected; /* XOAUTH2 error challenge */
 	bool			 body_complete;	/* all of it given to libcurl */
 	bool			 not_authenticated; /* aborted: no login */
 	bool			 read_error;	/* aborted: spool file unread */
@@ -149,6 +157,8 @@ struct deliver_dialogue {
 	/* the connection: kept between the messages of a session */
 	bool			 authenticated;
 	bool			 in_auth;	/* lines sent now are secret */
+	bool			 auth_bearer;	/* that AUTH is XOAUTH2 */
+	bool			 auth_answered;	/* and its token went out */
 	enum deliver_cmd	 last;
 	bool			 in_reply;	/* continuation lines coming */
 	struct deliver_reply	 pending;	/* first line of that reply */

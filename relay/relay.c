@@ -20,6 +20,7 @@
 #include "headers.h"
 #include "idset.h"
 #include "log.h"
+#include "oauth.h"
 #include "pop.h"
 #include "relay.h"
 #include "retry.h"
@@ -314,6 +315,10 @@ relay_settle(const struct config *cfg, struct spool *sp, struct relay_item *it,
 
 	action = retry_decide(&it->msg, it->entry.first_seen, now,
 	    cfg->queuelifetime);
+	/* mail waiting for `smtpproxyctl oauth` is never failed for that */
+	if (action == RETRY_FAIL && it->msg.status == DELIVERY_TEMPFAIL &&
+	    oauth_needs_authorisation(cfg, it->account, NULL, 0))
+		action = RETRY_DEFER;
 	for (size_t i = 0; i < it->msg.nrcpts; i++) {
 		const struct delivery_rcpt *r = &it->msg.rcpts[i];
 
@@ -762,6 +767,8 @@ relay_main(const struct config *cfg, struct spool *sp)
 			if (n > 0)
 				log_info("removed %d stale files from %s", n,
 				    sp->tmp);
+			/* refresh tokens unused for days, in a child */
+			(void)oauth_keepalive_start(cfg);
 			last_clean = time(NULL);
 		}
 		if (relay_pass(&r, &next_due))

@@ -11,7 +11,13 @@
  *   smtpproxyctl [-c FILE] retry ID         one message due now (a failed
  *                                           one goes back into the queue)
  *   smtpproxyctl [-c FILE] delete ID        remove a message
- *   smtpproxyctl [-c FILE] status           processes, pool, queue, counters
+ *   smtpproxyctl [-c FILE] status           processes, pool, queue, counters,
+ *                                           and the OAuth state of accounts
+ *                                           with smtpauth=xoauth2
+ *   smtpproxyctl [-c FILE] oauth [--port N] ACCOUNT
+ *                                           first OAuth authorisation of an
+ *                                           account (its oauthflow); then
+ *                                           its deferred mail is due now
  *
  * Exit status: 0 ok, 1 error (configuration, spool, no such message,
  * daemon not running for status), 2 usage.
@@ -27,8 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "config.h"
 #include "log.h"
+#include "oauth.h"
+#include "privdrop.h"
 #include "scoreboard.h"
 #include "spool.h"
 #include "util.h"
@@ -49,7 +59,8 @@ usage(void)
 	    "       smtpproxyctl [-c FILE] flush\n"
 	    "       smtpproxyctl [-c FILE] retry ID\n"
 	    "       smtpproxyctl [-c FILE] delete ID\n"
-	    "       smtpproxyctl [-c FILE] status\n");
+	    "       smtpproxyctl [-c FILE] status\n"
+	    "       smtpproxyctl [-c FILE] oauth [--port N] ACCOUNT\n");
 	return 2;
 }
 
@@ -255,6 +266,118 @@ cmd_status(struct spool *sp)
 	return rc;
 }
 
+/* print_oauth - for status: each xoauth2 account and its tokens */
+static void
+print_oauth(const struct config *cfg)
+{
+	char	line[1024];
+
+	for (size_t i = 0; i < cfg->naccounts; i++) {
+		const struct account	*a = &cfg->accounts[i];
+
+		if (a->use != NULL || a->smtpauth != SMTPAUTH_XOAUTH2)
+			continue;
+		oauth_status(cfg, a, line, sizeof(line));
+		printf("oauth [%s]: %s\n", a->name, line);
+	}
+}
+
+struct resume_arg {
+	const struct config	*cfg;
+	const struct account	*acct;
+	struct spool		*sp;
+	int			 n;
+};
+
+/* resume_message - spool_list callback: the account's mail due now */
+static int
+resume_message(const struct spool_entry *e, void *arg)
+{
+	struct resume_arg	*ra = arg;
+	struct spool_entry	 copy = *e;
+	struct envelope		 env;
+	char			*path = spool_path(ra->sp, e);
+	int			 fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	free(path);
+	if (fd < 0)
+		return 0;
+	if (spool_envelope_read(fd, &env) == 0) {
+		if (account_lookup(ra->cfg, env.sender) == ra->acct &&
+		    e->next_attempt != 0 && spool_make_due(ra->sp, &copy) == 0)
+			ra->n++;
+		spool_envelope_free(&env);
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * cmd_oauth - authorise an account, then make its deferred mail due; works
+ * before the daemon ever ran (no spool yet)
+ */
+static int
+cmd_oauth(const struct config *cfg, int argc, char **argv)
+{
+	struct oauth_prompt	 pr = { .out = stdout, .in = STDIN_FILENO };
+	struct resume_arg	 ra = { .cfg = cfg };
+	struct spool		 sp;
+	const struct account	*a;
+	const char		*name = NULL;
+	struct priv		 priv;
+	char			 err[1024] = "", *end;
+	long			 port;
+	int			 rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+			port = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || port < 0 || port > 65535)
+				return usage();
+			pr.port = (int)port;
+		} else if (name == NULL && argv[i][0] != '-')
+			name = argv[i];
+		else
+			return usage();
+	}
+	if (name == NULL)
+		return usage();
+	if ((a = account_find(cfg, name)) == NULL) {
+		fprintf(stderr, "smtpproxyctl: no account [%s] in %s\n", name,
+		    cfg->path);
+		return 1;
+	}
+	a = a->target;
+	/* the token file belongs to the user the daemon runs as */
+	if (priv_resolve(cfg, &priv, err, sizeof(err)) < 0 ||
+	    priv_drop(&priv) < 0) {
+		fprintf(stderr, "smtpproxyctl: %s\n", err[0] != '\0' ? err :
+		    strerror(errno));
+		return 1;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "smtpproxyctl: libcurl initialisation "
+		    "failed\n");
+		return 1;
+	}
+	rc = oauth_authorise(cfg, a, &pr, err, sizeof(err));
+	curl_global_cleanup();
+	if (rc != 0) {
+		fprintf(stderr, "smtpproxyctl: oauth [%s]: %s\n", a->name, err);
+		return 1;
+	}
+	ra.acct = a;
+	ra.sp = &sp;
+	if (spool_open(&sp, cfg->msgdir, false) == 0 &&
+	    spool_list(&sp, SPOOL_CUR, resume_message, &ra) == 0 && ra.n > 0) {
+		spool_trigger(&sp);
+		printf("%d deferred message%s of [%s] due now\n", ra.n,
+		    ra.n == 1 ? "" : "s", a->name);
+	}
+	spool_close(&sp);
+	return 0;
+}
+
 /* run - one subcommand against a loaded configuration */
 static int
 run(const struct config *cfg, int argc, char **argv)
@@ -266,6 +389,8 @@ run(const struct config *cfg, int argc, char **argv)
 		printf("config OK\n");
 		return 0;
 	}
+	if (strcmp(argv[0], "oauth") == 0)
+		return cmd_oauth(cfg, argc, argv);
 	if (spool_open(&sp, cfg->msgdir, false) < 0) {
 		fprintf(stderr, "smtpproxyctl: spool %s: %s\n", cfg->msgdir,
 		    strerror(errno));
@@ -283,9 +408,10 @@ run(const struct config *cfg, int argc, char **argv)
 		rc = cmd_retry(&sp, argv[1]);
 	else if (strcmp(argv[0], "delete") == 0 && argc == 2)
 		rc = cmd_delete(&sp, argv[1]);
-	else if (strcmp(argv[0], "status") == 0 && argc == 1)
+	else if (strcmp(argv[0], "status") == 0 && argc == 1) {
 		rc = cmd_status(&sp);
-	else
+		print_oauth(cfg);
+	} else
 		rc = usage();
 	spool_close(&sp);
 	return rc;

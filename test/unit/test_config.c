@@ -361,6 +361,19 @@ assert_account_equal(const struct account *a, const struct account *b)
 	SAME_STR(a, b, replyto);
 	SAME_STR(a, b, forcefrom);
 	SAME_STR(a, b, localpassword);
+	SAME_INT(a, b, smtpauth);
+	SAME_INT(a, b, oauthprovider);
+	SAME_INT(a, b, oauthflow);
+	SAME_STR(a, b, oauthtenant);
+	SAME_STR(a, b, oauthclientid);
+	SAME_STR(a, b, oauthclientsecret);
+	SAME_STR(a, b, oauthclientsecretfile);
+	SAME_STR(a, b, oauthtokenurl);
+	SAME_STR(a, b, oauthauthurl);
+	SAME_STR(a, b, oauthdeviceurl);
+	SAME_STR(a, b, oauthscope);
+	SAME_STR(a, b, oauthtokenfile);
+	SAME_STR(a, b, oauthtokencommand);
 }
 
 /* assert_config_equal - every field but the file's own name */
@@ -1194,6 +1207,274 @@ START_TEST(test_python_smtpproxy_file_loads_unchanged)
 }
 END_TEST
 
+/* OAuth 2.0 upstream login (smtpauth=xoauth2) */
+
+/* an xoauth2 account with every oauth key, in both syntaxes */
+static const char oauth_ini[] =
+    "[app@example.com]\n"
+    "smtphost=smtp.office365.com\n"
+    "smtpport=587\n"
+    "smtpsecurity=tls\n"
+    "smtpusername=app@example.com\n"
+    "smtpauth=xoauth2\n"
+    "oauthprovider=microsoft\n"
+    "oauthflow=authcode\n"
+    "oauthtenant=contoso.onmicrosoft.com\n"
+    "oauthclientid=0b6d3b1c-5f6e-4c3a-9d52-1c2e3f4a5b6c\n"
+    "oauthclientsecretfile=secret.txt\n"
+    "oauthtokenurl=https://login.example.com/token\n"
+    "oauthauthurl=https://login.example.com/authorize?p=1\n"
+    "oauthdeviceurl=http://127.0.0.1:8080/device\n"
+    "oauthscope=https://outlook.office.com/SMTP.Send offline_access\n"
+    "oauthtokenfile=tokens/app.json\n";
+
+static const char oauth_cfg[] =
+    "accounts = ( {\n"
+    "  address = \"app@example.com\";\n"
+    "  smtphost = \"smtp.office365.com\";\n"
+    "  smtpport = 587;\n"
+    "  smtpsecurity = \"tls\";\n"
+    "  smtpusername = \"app@example.com\";\n"
+    "  smtpauth = \"xoauth2\";\n"
+    "  oauthprovider = \"microsoft\";\n"
+    "  oauthflow = \"authcode\";\n"
+    "  oauthtenant = \"contoso.onmicrosoft.com\";\n"
+    "  oauthclientid = \"0b6d3b1c-5f6e-4c3a-9d52-1c2e3f4a5b6c\";\n"
+    "  oauthclientsecretfile = \"secret.txt\";\n"
+    "  oauthtokenurl = \"https://login.example.com/token\";\n"
+    "  oauthauthurl = \"https://login.example.com/authorize?p=1\";\n"
+    "  oauthdeviceurl = \"http://127.0.0.1:8080/device\";\n"
+    "  oauthscope = \"https://outlook.office.com/SMTP.Send offline_access\";\n"
+    "  oauthtokenfile = \"tokens/app.json\";\n"
+    "} );\n";
+
+/* the start of a valid xoauth2 account, for the error tests */
+#define XO_HEAD \
+    "[a@x]\n" \
+    "smtphost=h\n" \
+    "smtpsecurity=tls\n" \
+    "smtpusername=a@x\n" \
+    "smtpauth=xoauth2\n"
+
+START_TEST(test_account_defaults_to_password_login)
+{
+	struct config	*cfg = load_ok("t.ini", "[a@x]\nsmtphost=h\n");
+
+	ck_assert_int_eq(cfg->accounts[0].smtpauth, SMTPAUTH_AUTO);
+	ck_assert_int_eq(cfg->accounts[0].oauthprovider, OAUTH_PROVIDER_CUSTOM);
+	ck_assert_int_eq(cfg->accounts[0].oauthflow, OAUTH_FLOW_DEVICE);
+	ck_assert_ptr_null(cfg->accounts[0].oauthtokenfile);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_xoauth2_account_is_the_same_in_both_syntaxes)
+{
+	struct config		*ini = load_ok("t.ini", oauth_ini);
+	struct config		*cfg = load_ok("t.conf", oauth_cfg);
+	const struct account	*a = &ini->accounts[0];
+	char			 path[PATH_MAX];
+
+	ck_assert_int_eq(a->smtpauth, SMTPAUTH_XOAUTH2);
+	ck_assert_int_eq(a->oauthprovider, OAUTH_PROVIDER_MICROSOFT);
+	ck_assert_int_eq(a->oauthflow, OAUTH_FLOW_AUTHCODE);
+	ck_assert_str_eq(a->oauthscope,
+	    "https://outlook.office.com/SMTP.Send offline_access");
+	file_path(path, sizeof(path), "secret.txt");
+	ck_assert_str_eq(a->oauthclientsecretfile, path);
+	file_path(path, sizeof(path), "tokens/app.json");
+	ck_assert_str_eq(a->oauthtokenfile, path);
+	assert_account_equal(a, &cfg->accounts[0]);
+	config_free(ini);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_smtpauth_takes_auto_or_xoauth2_only)
+{
+	expect_error("t.ini", "[a@x]\nsmtphost=h\nsmtpauth=XOAUTH2\n", 3,
+	    "'XOAUTH2' is not a valid value for key 'smtpauth' (use auto or "
+	    "xoauth2)");
+}
+END_TEST
+
+START_TEST(test_oauth_key_without_xoauth2_is_an_error)
+{
+	expect_error("t.ini",
+	    "[a@x]\nsmtphost=h\nsmtpusername=u\nsmtppassword=p\n"
+	    "oauthclientid=c\n", 5,
+	    "oauthclientid is set in [a@x] but smtpauth is not xoauth2: it "
+	    "is not used");
+}
+END_TEST
+
+START_TEST(test_xoauth2_needs_smtpusername)
+{
+	expect_error("t.ini",
+	    "[a@x]\nsmtphost=h\nsmtpsecurity=ssl\nsmtpauth=xoauth2\n"
+	    "oauthclientid=c\n", 4,
+	    "smtpauth=xoauth2 in [a@x] needs smtpusername (the mailbox the "
+	    "token is for)");
+}
+END_TEST
+
+START_TEST(test_xoauth2_refuses_a_password)
+{
+	expect_error("t.ini", XO_HEAD "smtppassword=secret\n", 6,
+	    "smtppassword is not used with smtpauth=xoauth2 in [a@x]: remove "
+	    "it");
+}
+END_TEST
+
+START_TEST(test_xoauth2_needs_tls)
+{
+	expect_error("t.ini",
+	    "[a@x]\nsmtphost=h\nsmtpusername=a@x\nsmtpauth=xoauth2\n", 4,
+	    "smtpauth=xoauth2 in [a@x] needs smtpsecurity tls or ssl: a token "
+	    "is never sent in the clear");
+}
+END_TEST
+
+START_TEST(test_xoauth2_needs_a_client_id_or_a_command)
+{
+	struct config	*cfg;
+
+	expect_error("t.ini", XO_HEAD "oauthprovider=microsoft\n", 5,
+	    "smtpauth=xoauth2 in [a@x] needs oauthclientid (or "
+	    "oauthtokencommand)");
+	cfg = load_ok("u.ini", XO_HEAD "oauthtokencommand=/usr/bin/gettoken\n");
+	ck_assert_str_eq(cfg->accounts[0].oauthtokencommand,
+	    "/usr/bin/gettoken");
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_token_command_excludes_the_other_oauth_keys)
+{
+	expect_error("t.ini", XO_HEAD "oauthtokencommand=gettoken\n"
+	    "oauthclientid=c\n", 7,
+	    "oauthclientid is set in [a@x] but oauthtokencommand is set: it "
+	    "is not used");
+}
+END_TEST
+
+START_TEST(test_custom_provider_needs_its_endpoints)
+{
+	expect_error("t.ini", XO_HEAD "oauthclientid=c\n", 5,
+	    "smtpauth=xoauth2 in [a@x] needs oauthprovider (microsoft or "
+	    "google) or, for a custom provider, oauthtokenurl");
+	expect_error("u.ini", XO_HEAD "oauthclientid=c\n"
+	    "oauthtokenurl=https://t/token\n", 5,
+	    "oauthflow=device in [a@x] needs oauthdeviceurl with a custom "
+	    "provider");
+	expect_error("v.ini", XO_HEAD "oauthclientid=c\n"
+	    "oauthtokenurl=https://t/token\noauthflow=authcode\n", 8,
+	    "oauthflow=authcode in [a@x] needs oauthauthurl with a custom "
+	    "provider");
+}
+END_TEST
+
+START_TEST(test_plain_http_endpoint_is_refused_unless_loopback)
+{
+	struct config	*cfg;
+
+	expect_error("t.ini", XO_HEAD "oauthtokenurl=http://login.example.com"
+	    "/token\n", 6, "'http://login.example.com/token' for key "
+	    "'oauthtokenurl': plain http:// is allowed only to this machine "
+	    "(127.0.0.1, ::1, localhost): use https://");
+	expect_error("u.ini", XO_HEAD "oauthauthurl=http://127.0.0.1.evil."
+	    "example/a\n", 6, "'http://127.0.0.1.evil.example/a' for key "
+	    "'oauthauthurl': plain http:// is allowed only to this machine "
+	    "(127.0.0.1, ::1, localhost): use https://");
+	expect_error("v.ini", XO_HEAD "oauthdeviceurl=ftp://x/d\n", 6,
+	    "'ftp://x/d' for key 'oauthdeviceurl': not an https:// URL");
+	expect_error("w.ini", XO_HEAD "oauthtokenurl=https://u@x/t\n", 6,
+	    "'https://u@x/t' for key 'oauthtokenurl': a user name in the URL "
+	    "is not allowed");
+	cfg = load_ok("x.ini", XO_HEAD "oauthclientid=c\n"
+	    "oauthtokenurl=http://127.0.0.1:8080/token\n"
+	    "oauthdeviceurl=http://[::1]:8080/device\n"
+	    "oauthauthurl=http://localhost/authorize\n");
+	ck_assert_str_eq(cfg->accounts[0].oauthtokenurl,
+	    "http://127.0.0.1:8080/token");
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_client_secret_given_twice_is_an_error)
+{
+	expect_error("t.ini", XO_HEAD "oauthprovider=google\n"
+	    "oauthclientid=c\noauthclientsecret=s\n"
+	    "oauthclientsecretfile=/etc/s\n", 9,
+	    "oauthclientsecret and oauthclientsecretfile are both set in "
+	    "[a@x]: keep one");
+}
+END_TEST
+
+START_TEST(test_google_needs_a_client_secret_and_a_user)
+{
+	expect_error("t.ini", XO_HEAD "oauthprovider=google\n"
+	    "oauthclientid=c\n", 6,
+	    "oauthprovider=google in [a@x] needs oauthclientsecret or "
+	    "oauthclientsecretfile (Google gives one with every client ID)");
+	expect_error("u.ini", XO_HEAD "oauthprovider=google\n"
+	    "oauthclientid=c\noauthclientsecret=s\n"
+	    "oauthflow=clientcredentials\n", 9,
+	    "oauthflow=clientcredentials in [a@x]: Google offers no app-only "
+	    "access to Gmail over SMTP; use device or authcode");
+}
+END_TEST
+
+START_TEST(test_client_credentials_need_a_secret_and_a_tenant)
+{
+	struct config	*cfg;
+
+	expect_error("t.ini", XO_HEAD "oauthprovider=microsoft\n"
+	    "oauthclientid=c\noauthflow=clientcredentials\n"
+	    "oauthtenant=contoso.com\n", 8,
+	    "oauthflow=clientcredentials in [a@x] needs oauthclientsecret or "
+	    "oauthclientsecretfile");
+	expect_error("u.ini", XO_HEAD "oauthprovider=microsoft\n"
+	    "oauthclientid=c\noauthflow=clientcredentials\n"
+	    "oauthclientsecret=s\n", 8,
+	    "oauthflow=clientcredentials in [a@x] needs oauthtenant: the "
+	    "tenant ID or domain of the organisation (not common, "
+	    "organizations or consumers)");
+	cfg = load_ok("v.ini", XO_HEAD "oauthprovider=microsoft\n"
+	    "oauthclientid=c\noauthflow=clientcredentials\n"
+	    "oauthclientsecret=s\n"
+	    "oauthtenant=9188040d-6c67-4c5b-b112-36a304b66dad\n");
+	ck_assert_int_eq(cfg->accounts[0].oauthflow,
+	    OAUTH_FLOW_CLIENTCREDENTIALS);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_tenant_is_for_microsoft_and_a_plain_name)
+{
+	expect_error("t.ini", XO_HEAD "oauthprovider=google\n"
+	    "oauthclientid=c\noauthclientsecret=s\noauthtenant=x\n", 9,
+	    "oauthtenant in [a@x] is for oauthprovider=microsoft only");
+	expect_error("u.ini", XO_HEAD "oauthprovider=microsoft\n"
+	    "oauthclientid=c\noauthtenant=x/../y\n", 8,
+	    "'x/../y' is not a tenant for key 'oauthtenant' (a tenant ID or a "
+	    "domain such as contoso.onmicrosoft.com)");
+}
+END_TEST
+
+START_TEST(test_client_secret_never_appears_in_messages)
+{
+	char		 path[PATH_MAX], err[ERR_MAX] = "";
+	struct config	*cfg = NULL;
+
+	write_file("t.ini", XO_HEAD "oauthclientsecret=\001Sup3rS3cret\n");
+	file_path(path, sizeof(path), "t.ini");
+	ck_assert_int_eq(config_load(path, &cfg, err, sizeof(err)), -1);
+	ck_assert_ptr_null(strstr(err, "Sup3rS3cret"));
+	ck_assert_ptr_nonnull(strstr(err, "oauthclientsecret"));
+}
+END_TEST
+
 /* config_suite - every test above */
 static Suite *
 config_suite(void)
@@ -1265,6 +1546,22 @@ config_suite(void)
 	tcase_add_test(tc, test_libconfig_account_without_address_is_an_error);
 	tcase_add_test(tc, test_libconfig_unknown_key_is_a_warning);
 	tcase_add_test(tc, test_python_smtpproxy_file_loads_unchanged);
+	tcase_add_test(tc, test_account_defaults_to_password_login);
+	tcase_add_test(tc, test_xoauth2_account_is_the_same_in_both_syntaxes);
+	tcase_add_test(tc, test_smtpauth_takes_auto_or_xoauth2_only);
+	tcase_add_test(tc, test_oauth_key_without_xoauth2_is_an_error);
+	tcase_add_test(tc, test_xoauth2_needs_smtpusername);
+	tcase_add_test(tc, test_xoauth2_refuses_a_password);
+	tcase_add_test(tc, test_xoauth2_needs_tls);
+	tcase_add_test(tc, test_xoauth2_needs_a_client_id_or_a_command);
+	tcase_add_test(tc, test_token_command_excludes_the_other_oauth_keys);
+	tcase_add_test(tc, test_custom_provider_needs_its_endpoints);
+	tcase_add_test(tc, test_plain_http_endpoint_is_refused_unless_loopback);
+	tcase_add_test(tc, test_client_secret_given_twice_is_an_error);
+	tcase_add_test(tc, test_google_needs_a_client_secret_and_a_user);
+	tcase_add_test(tc, test_client_credentials_need_a_secret_and_a_tenant);
+	tcase_add_test(tc, test_tenant_is_for_microsoft_and_a_plain_name);
+	tcase_add_test(tc, test_client_secret_never_appears_in_messages);
 	suite_add_tcase(s, tc);
 	return s;
 }
