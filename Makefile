@@ -7,6 +7,7 @@
 #   make run      deps + build + demo upstream + proxy in the foreground
 #   make asan     the same tests against an AddressSanitizer/UBSan build
 #   make valgrind the unit tests under valgrind (no errors, no leaks)
+#   make fuzz     libFuzzer over the SMTP session for FUZZ_TIME seconds
 #   make install [PREFIX=/usr/local] [DESTDIR=...]  binaries, config (never
 #                 overwritten), spool, service files, man pages
 #   make uninstall  removes what install put there; keeps config and spool
@@ -75,6 +76,42 @@ $(CTL): $(call obj,smtpproxyd/ctl.c) $(ALL_LIBS)
 $(BUILD)/test/%: $(BUILD)/test/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs check)
+
+# libFuzzer target over the SMTP session (test/fuzz/README.md).
+#   make fuzz               build, then fuzz for FUZZ_TIME seconds (600)
+#   make fuzz FUZZ_TIME=60  shorter
+FUZZ_CC		?= clang
+FUZZ_BUILD	?= build/fuzz
+FUZZ_TIME	?= 600
+FUZZ_SAN	 = address,undefined
+FUZZ_CFLAGS	 = -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+		   -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+FUZZ_OBJ	 = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(COMMON_SRC) $(SMTPD_SRC))
+FUZZ_LIB	 = $(FUZZ_BUILD)/libfuzz.a
+FUZZ_BIN	 = $(FUZZ_BUILD)/fuzz_session
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BIN)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(FUZZ_CFLAGS) \
+	    -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -MMD -MP -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BIN): $(FUZZ_BUILD)/test/fuzz/fuzz_session.o $(FUZZ_LIB)
+	$(FUZZ_CC) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $^ $(LIBS)
+
+fuzz: $(FUZZ_BIN)
+	@mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/artifacts
+	UBSAN_OPTIONS=print_stacktrace=1 $(FUZZ_BIN) \
+	    -max_total_time=$(FUZZ_TIME) -timeout=10 -print_final_stats=1 \
+	    -dict=test/fuzz/session.dict \
+	    -artifact_prefix=$(FUZZ_BUILD)/artifacts/ \
+	    $(FUZZ_BUILD)/corpus test/fuzz/corpus/session
 
 deps:
 	@sh tools/deps.sh

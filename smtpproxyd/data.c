@@ -33,7 +33,7 @@ struct message_writer {
 static void	writer_put(struct message_writer *, const char *, size_t);
 static void	writer_raw(struct message_writer *, const char *, size_t);
 static void	writer_flush(struct message_writer *);
-static void	writer_end_headers(struct message_writer *);
+static void	writer_end_headers(struct message_writer *, size_t);
 static void	writer_header_line(struct message_writer *);
 
 /* data_decoder_init - a decoder at the start of the content */
@@ -149,7 +149,14 @@ header_is(const char *line, size_t len, const char *name)
 	return len > n && strncasecmp(line, name, n) == 0 && line[n] == ':';
 }
 
-/* writer_header_line - inspect the header line just completed */
+/*
+ * writer_header_line - inspect the header line just completed.  A line
+ * that is not a header field ends the block: an empty line as such; body
+ * text (a printer or script sending no header at all) gets the empty line
+ * it lacks written in front of it, so it can never be read as a field of
+ * ours; so does a continuation line first thing, which would otherwise
+ * fold into our own Received:, Date: or Message-ID:.
+ */
 static void
 writer_header_line(struct message_writer *w)
 {
@@ -157,9 +164,12 @@ writer_header_line(struct message_writer *w)
 	size_t		 len = w->head_len - w->line_start - 2;	/* no CRLF */
 	bool		 cont;
 
-	if (len == 0 || !is_header_line(line, len, &cont)) {
-		/* Blank line or body text: the header block has ended. */
-		writer_end_headers(w);
+	if (len == 0) {
+		writer_end_headers(w, w->head_len);
+		return;
+	}
+	if (!is_header_line(line, len, &cont) || (cont && w->line_start == 0)) {
+		writer_end_headers(w, w->line_start);
 		return;
 	}
 	if (header_is(line, len, "Date"))
@@ -169,9 +179,13 @@ writer_header_line(struct message_writer *w)
 	w->line_start = w->head_len;
 }
 
-/* writer_end_headers - write the added headers, then the held header block */
+/*
+ * writer_end_headers - write the added headers, then the held header
+ * block: its first fields bytes are header fields, anything after them
+ * is body text, which an empty line separates from the fields.
+ */
 static void
-writer_end_headers(struct message_writer *w)
+writer_end_headers(struct message_writer *w, size_t fields)
 {
 	char	*add;
 
@@ -188,7 +202,11 @@ writer_end_headers(struct message_writer *w)
 		free(add);
 		w->result->added_message_id = true;
 	}
-	writer_raw(w, w->head, w->head_len);
+	writer_raw(w, w->head, fields);
+	if (fields < w->head_len) {
+		writer_raw(w, "\r\n", 2);
+		writer_raw(w, w->head + fields, w->head_len - fields);
+	}
 	free(w->head);
 	w->head = NULL;
 	w->head_len = w->head_cap = 0;
@@ -212,7 +230,7 @@ writer_put(struct message_writer *w, const char *p, size_t n)
 			writer_header_line(w);
 		} else if (w->head_len >= DATA_HEADER_BLOCK_MAX) {
 			/* Absurd header block: stop holding it in memory. */
-			writer_end_headers(w);
+			writer_end_headers(w, w->head_len);
 		}
 		if (!w->in_headers && i + 1 < n)
 			writer_raw(w, p + i + 1, n - i - 1);
@@ -223,7 +241,7 @@ writer_put(struct message_writer *w, const char *p, size_t n)
 static void
 writer_raw(struct message_writer *w, const char *p, size_t n)
 {
-	if (w->result->outcome != DATA_OK)
+	if (n == 0 || w->result->outcome != DATA_OK)
 		return;
 	if (n >= sizeof(w->out)) {
 		writer_flush(w);
@@ -294,7 +312,7 @@ data_receive(struct netio *io, int fd, const struct data_params *params,
 		writer_put(w, decoded, outlen);
 	}
 	if (w->in_headers && result->outcome == DATA_OK)
-		writer_end_headers(w);
+		writer_end_headers(w, w->head_len);
 	writer_flush(w);
 	free(w->head);
 	free(w);

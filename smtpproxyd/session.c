@@ -458,7 +458,9 @@ auth_failed(struct session *s, const char *user)
 	    s->client_ip, s->auth_failures);
 	if (delay > 0) {
 		netio_flush(s->io);
-		usleep(delay * 1000);
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+		usleep(delay * 1000);	/* the fuzzer would crawl */
+#endif
 	}
 	if (s->auth_failures >= SMTP_MAX_AUTH_FAILURES) {
 		reply(s, 421, "4.7.0 %s Error: too many failed logins",

@@ -216,6 +216,61 @@ START_TEST(test_folded_header_lines_stay_in_the_header_block)
 }
 END_TEST
 
+START_TEST(test_body_without_header_gets_an_empty_line_after_our_fields)
+{
+	struct data_result	 r;
+	size_t			 rest;
+	char			*f = receive("hello printer\r\nSubject: no\r\n.\r\n",
+	    0, &r, &rest);
+
+	ck_assert_str_eq(f, "X-Envelope-From: <a@b>\r\n"
+	    "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+	    "Message-ID: <id@host>\r\n"
+	    "\r\nhello printer\r\nSubject: no\r\n");
+	free(f);
+}
+END_TEST
+
+START_TEST(test_body_text_after_fields_is_separated_by_an_empty_line)
+{
+	struct data_result	 r;
+	size_t			 rest;
+	char			*f = receive("Date: d\r\nMessage-ID: <m@h>\r\n"
+	    "just text\r\n.\r\n", 0, &r, &rest);
+
+	ck_assert_str_eq(f, "X-Envelope-From: <a@b>\r\nDate: d\r\n"
+	    "Message-ID: <m@h>\r\n\r\njust text\r\n");
+	free(f);
+}
+END_TEST
+
+START_TEST(test_leading_continuation_cannot_fold_into_our_fields)
+{
+	struct data_result	 r;
+	size_t			 rest;
+	char			*f = receive("\tby evil.example\r\nSubject: s\r\n"
+	    "\r\nb\r\n.\r\n", 0, &r, &rest);
+
+	ck_assert_ptr_nonnull(strstr(f, "Message-ID: <id@host>\r\n\r\n"
+	    "\tby evil.example\r\n"));
+	free(f);
+}
+END_TEST
+
+START_TEST(test_empty_message_gets_only_the_added_fields)
+{
+	struct data_result	 r;
+	size_t			 rest;
+	char			*f = receive(".\r\n", 0, &r, &rest);
+
+	ck_assert_int_eq(r.outcome, DATA_OK);
+	ck_assert_str_eq(f, "X-Envelope-From: <a@b>\r\n"
+	    "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+	    "Message-ID: <id@host>\r\n");
+	free(f);
+}
+END_TEST
+
 START_TEST(test_over_size_message_is_refused_and_read_to_its_end)
 {
 	struct data_result	 r;
@@ -277,6 +332,10 @@ data_suite(void)
 	tcase_add_test(tc, test_present_date_and_message_id_are_kept_untouched);
 	tcase_add_test(tc, test_date_in_body_does_not_count_as_header);
 	tcase_add_test(tc, test_folded_header_lines_stay_in_the_header_block);
+	tcase_add_test(tc, test_body_without_header_gets_an_empty_line_after_our_fields);
+	tcase_add_test(tc, test_body_text_after_fields_is_separated_by_an_empty_line);
+	tcase_add_test(tc, test_leading_continuation_cannot_fold_into_our_fields);
+	tcase_add_test(tc, test_empty_message_gets_only_the_added_fields);
 	tcase_add_test(tc, test_over_size_message_is_refused_and_read_to_its_end);
 	tcase_add_test(tc, test_lost_connection_is_reported);
 	tcase_add_test(tc, test_write_error_is_reported_with_errno);
