@@ -38,14 +38,20 @@ struct relay_item {
 	struct delivery_msg	 msg;
 };
 
-/* The messages of one account: waiting here, or with its delivery child. */
+/* A delivery child and the messages it holds. */
+struct delivery {
+	pid_t			  pid;
+	char			**ids;
+	size_t			  nids;
+};
+
+/* The messages of one account: waiting here, or with its delivery children. */
 struct account_queue {
 	const struct account	 *account;
 	struct relay_item	**waiting;
 	size_t			  nwaiting, cap;
-	pid_t			  child;	/* 0: none in flight */
-	char			**inflight;	/* IDs the child holds */
-	size_t			  ninflight;
+	struct delivery		 *children;
+	size_t			  nchildren;
 };
 
 struct relay {
@@ -577,70 +583,120 @@ delivery_child(struct relay *r, struct relay_item **items, size_t n)
 	_exit(0);
 }
 
-/* dispatch - start a delivery child for each idle account with mail waiting */
+/* delivery_release - a delivery is over: its IDs may be scanned again */
+static void
+delivery_release(struct relay *r, struct account_queue *q, size_t k)
+{
+	struct delivery	*d = &q->children[k];
+
+	for (size_t i = 0; i < d->nids; i++) {
+		idset_remove(&r->known, d->ids[i]);
+		free(d->ids[i]);
+	}
+	free(d->ids);
+	q->children[k] = q->children[--q->nchildren];
+	r->running--;
+}
+
+/*
+ * wants_session - may this account get another delivery child now: it has
+ * mail waiting, a place is free, and either none of its sessions is running
+ * or enough is waiting to be worth a parallel session (few messages wait
+ * for the running session to end and take them over the same connection).
+ */
+static bool
+wants_session(const struct relay *r, const struct account_queue *q)
+{
+	int	sessions = r->cfg->relayprocesses < RELAY_ACCOUNT_SESSIONS ?
+	    r->cfg->relayprocesses : RELAY_ACCOUNT_SESSIONS;
+
+	if (q->nwaiting == 0 || r->running >= r->cfg->relayprocesses)
+		return false;
+	if (q->nchildren == 0)
+		return true;
+	return q->nchildren < (size_t)sessions &&
+	    q->nwaiting >= RELAY_PARALLEL_MIN;
+}
+
+/* start_delivery - fork a delivery child for the first n waiting messages */
+static int
+start_delivery(struct relay *r, struct account_queue *q, size_t n)
+{
+	struct delivery	*d;
+	pid_t		 pid;
+
+	if ((pid = fork()) < 0) {
+		log_error("fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0)
+		delivery_child(r, q->waiting, n);
+	q->children = xrealloc(q->children,
+	    (q->nchildren + 1) * sizeof(*q->children));
+	d = &q->children[q->nchildren++];
+	d->pid = pid;
+	d->ids = xcalloc(n, sizeof(*d->ids));
+	d->nids = n;
+	for (size_t k = 0; k < n; k++) {
+		d->ids[k] = xstrdup(q->waiting[k]->entry.id);
+		relay_item_free(q->waiting[k]);
+		free(q->waiting[k]);
+	}
+	memmove(q->waiting, q->waiting + n,
+	    (q->nwaiting - n) * sizeof(*q->waiting));
+	q->nwaiting -= n;
+	r->nwaiting -= n;
+	r->running++;
+	return 0;
+}
+
+/* dispatch - start delivery children for the accounts with mail waiting */
 static void
 dispatch(struct relay *r)
 {
 	for (size_t i = 0; i < r->nqueues && !relay_stop; i++) {
 		struct account_queue	*q = &r->queues[i];
-		size_t			 n = q->nwaiting < RELAY_BATCH_MAX ?
-		    q->nwaiting : RELAY_BATCH_MAX;
-		pid_t			 pid;
 
-		if (n == 0 || q->child != 0 ||
-		    r->running >= r->cfg->relayprocesses)
-			continue;
-		if ((pid = fork()) < 0) {
-			log_error("fork: %s", strerror(errno));
-			return;
+		while (wants_session(r, q)) {
+			size_t	n = q->nwaiting < RELAY_BATCH_MAX ?
+			    q->nwaiting : RELAY_BATCH_MAX;
+
+			if (start_delivery(r, q, n) < 0)
+				return;
 		}
-		if (pid == 0)
-			delivery_child(r, q->waiting, n);
-		q->child = pid;
-		q->inflight = xcalloc(n, sizeof(*q->inflight));
-		q->ninflight = n;
-		for (size_t k = 0; k < n; k++) {
-			q->inflight[k] = xstrdup(q->waiting[k]->entry.id);
-			relay_item_free(q->waiting[k]);
-			free(q->waiting[k]);
-		}
-		memmove(q->waiting, q->waiting + n,
-		    (q->nwaiting - n) * sizeof(*q->waiting));
-		q->nwaiting -= n;
-		r->nwaiting -= n;
-		r->running++;
 	}
 }
 
-/* reap - a delivery child is done: its messages are settled in the spool */
+/* child_done - account for one ended child; false if it was not a delivery */
+static bool
+child_done(struct relay *r, pid_t pid, int status)
+{
+	for (size_t i = 0; i < r->nqueues; i++) {
+		struct account_queue	*q = &r->queues[i];
+
+		for (size_t k = 0; k < q->nchildren; k++) {
+			if (q->children[k].pid != pid)
+				continue;
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				log_error("delivery for %s ended abnormally "
+				    "(status %d); its messages will be retried",
+				    q->account->name, status);
+			delivery_release(r, q, k);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* reap - delivery children are done: their messages are settled in the spool */
 static void
 reap(struct relay *r)
 {
 	pid_t	pid;
 	int	status;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (size_t i = 0; i < r->nqueues; i++) {
-			struct account_queue	*q = &r->queues[i];
-
-			if (q->child != pid)
-				continue;
-			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-				log_error("delivery for %s ended abnormally "
-				    "(status %d); its messages will be retried",
-				    q->account->name, status);
-			for (size_t k = 0; k < q->ninflight; k++) {
-				idset_remove(&r->known, q->inflight[k]);
-				free(q->inflight[k]);
-			}
-			free(q->inflight);
-			q->inflight = NULL;
-			q->ninflight = 0;
-			q->child = 0;
-			r->running--;
-			break;
-		}
-	}
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		(void)child_done(r, pid, status);
 }
 
 /*
@@ -701,16 +757,13 @@ static void
 relay_drain(struct relay *r)
 {
 	while (r->running > 0) {
-		pid_t	pid = waitpid(-1, NULL, 0);
+		int	status;
+		pid_t	pid = waitpid(-1, &status, 0);
 
 		if (pid < 0 && errno != EINTR)
 			break;
 		if (pid > 0)
-			for (size_t i = 0; i < r->nqueues; i++)
-				if (r->queues[i].child == pid) {
-					r->queues[i].child = 0;
-					r->running--;
-				}
+			(void)child_done(r, pid, status);
 	}
 }
 
@@ -725,10 +778,13 @@ relay_free(struct relay *r)
 			relay_item_free(q->waiting[k]);
 			free(q->waiting[k]);
 		}
-		for (size_t k = 0; k < q->ninflight; k++)
-			free(q->inflight[k]);
+		for (size_t k = 0; k < q->nchildren; k++) {
+			for (size_t j = 0; j < q->children[k].nids; j++)
+				free(q->children[k].ids[j]);
+			free(q->children[k].ids);
+		}
 		free(q->waiting);
-		free(q->inflight);
+		free(q->children);
 	}
 	free(r->queues);
 	idset_free(&r->known);

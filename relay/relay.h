@@ -6,9 +6,10 @@
  *        deferred message falls due, or every sleeptime seconds; claim the
  *        due messages, look up each sender's account at send time, and
  *        queue them in memory per account.  Each account with mail waiting
- *        gets a delivery child (at most relayprocesses at once, one per
- *        account) that sends a batch over one upstream session and then
- *        unlinks, defers with back-off, or fails each message.  Messages
+ *        gets a delivery child (at most relayprocesses at once) that sends
+ *        a batch over one upstream session and then unlinks, defers with
+ *        back-off, or fails each message; an account with a backlog gets
+ *        up to RELAY_ACCOUNT_SESSIONS sessions in parallel.  Messages
  *        held (waiting or in flight) are remembered by ID, so scans do no
  *        further work for them; a delivery child dies with the relay, so a
  *        restarted relay never races an orphan.  SIGUSR1 makes
@@ -25,6 +26,8 @@
 #define RELAY_BATCH_MAX		100	/* messages per upstream session */
 #define RELAY_SCAN_MAX		1000	/* messages taken per pass */
 #define RELAY_WAITING_MAX	10000	/* loaded and waiting, over all accounts */
+#define RELAY_ACCOUNT_SESSIONS	4	/* parallel upstream sessions per account */
+#define RELAY_PARALLEL_MIN	10	/* waiting messages worth one more session */
 #define RELAY_CLEAN_INTERVAL	3600	/* seconds between tmp/ clean-ups */
 
 int	relay_main(const struct config *, struct spool *);
