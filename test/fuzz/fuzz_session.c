@@ -38,9 +38,9 @@
  * session's log lines and the messages it stored go to stderr (for reading
  * a seed or a crash).
  *
- * The failed-login pause (usleep in the session) would cap the fuzzer at a
- * few runs per second; this binary provides its own usleep that returns at
- * once (see README.md for the build-time switch that replaces it).
+ * The failed-login pause would cap the fuzzer at a few runs per second:
+ * the fuzz build defines FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION, and the
+ * session skips the pause when it is defined.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -162,7 +162,6 @@ static bool		 verbose;	/* FUZZ_SESSION_VERBOSE: show replies */
 
 int		LLVMFuzzerInitialize(int *, char ***);
 int		LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-int		usleep(useconds_t);
 
 static void	fuzz_fail(const char *, ...)
 		    __attribute__((format(printf, 1, 2), noreturn));
@@ -195,14 +194,6 @@ fuzz_fail(const char *fmt, ...)
 	fputc('\n', stderr);
 	va_end(ap);
 	abort();
-}
-
-/* usleep - the session's failed-login pause, skipped in this binary */
-int
-usleep(useconds_t usec)
-{
-	(void)usec;
-	return 0;
 }
 
 /* write_file - create path with text, or give up */
