@@ -9,7 +9,8 @@
  *   curltls_ca_load(path, err, errlen)
  *                           the PEM certificates of a tlscafile, or NULL
  *                           with the reason in err
- *   curltls_ca_free(ca)
+ *   curltls_ca_free(ca)     release what curltls_ca_load() returned;
+ *                           NULL does nothing
  *   curltls_options(curl, verify, weak, ca)
  *                           verification on (peer and host name or IP, SNI
  *                           by libcurl) or, verify false, off; TLS 1.2 or

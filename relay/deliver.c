@@ -17,23 +17,17 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
+#include "curltls.h"
 #include "deliver.h"
+#include "dialogue_text.h"
 #include "log.h"
 #include "oauth.h"
 #include "util.h"
 
-#define DELIVER_TIMEOUT_DEFAULT	300	/* seconds, relaytimeout unset */
-#define DELIVER_TIMEOUT_MAX	3600	/* no network wait longer than this */
-#define DELIVER_CONNECT_MAX	120	/* connect and greeting, seconds */
 #define DELIVER_MAXAGE_CONN	30	/* seconds an idle connection is kept */
 #define DELIVER_LOG_LINE	1024	/* one dialogue line in the debug log */
-#define DELIVER_MECH_MAX	20	/* SASL mechanism name shown in logs */
 
 /*
  * Mechanisms we log in with.  libcurl 7.88 takes one mechanism per AUTH=
@@ -55,7 +49,6 @@
 #define DELIVER_XOAUTH2_MECH	"XOAUTH2"
 #define DELIVER_CHALLENGE_MAX	256	/* error challenge shown */
 
-#define DELIVER_REDACTED	"<redacted>"
 #define DELIVER_NOAUTH \
 	"not authenticated upstream (server offered no AUTH?)"
 
@@ -66,7 +59,7 @@ struct session {
 	CURL			*curl;
 	char			*url;
 	char			*peer;		/* host:port, for messages */
-	STACK_OF(X509)		*cas;		/* tlscafile, for the store */
+	struct curltls_ca	*ca;		/* tlscafile, for the store */
 	bool			 creds;		/* a login is configured */
 	bool			 have_conn;	/* an attempt has connected */
 	bool			 reused;	/* the last attempt used it */
@@ -83,13 +76,10 @@ struct session {
 	char			 errbuf[CURL_ERROR_SIZE];
 };
 
-static size_t		 line_len(const char *, size_t);
-static void		 text_clean(char *, size_t, const char *, size_t);
 static void		 text_join(char *, size_t, const char *, const char *);
 static void		 reply_set(struct deliver_reply *, int, const char *,
 			    size_t);
 static enum deliver_cmd	 command_of(const char *, size_t);
-static void		 show_auth(const char *, size_t, char *, size_t);
 static void		 stage_reach(struct deliver_attempt *,
 			    enum deliver_stage);
 static void		 dialogue_line(struct deliver_dialogue *, const char *,
@@ -109,18 +99,12 @@ static int		 status_rank(enum delivery_status);
 static void		 message_summarise(struct delivery_msg *,
 			    const struct deliver_attempt *);
 
-static bool		 curl_has(const char *);
 static bool		 address_ok(const char *, bool);
-static long		 timeout_seconds(const struct config *);
-static STACK_OF(X509)	*ca_load(const char *, char *, size_t);
-static CURLcode		 ssl_ctx_cb(CURL *, void *, void *);
 static int		 debug_cb(CURL *, curl_infotype, char *, size_t,
 			    void *);
 static size_t		 read_cb(char *, size_t, size_t, void *);
 static void		 debug_log(struct session *, const char *,
 			    const char *, size_t);
-static bool		 host_valid(const char *);
-static char		*url_host(const char *);
 static int		 session_url(struct session *, char *, size_t);
 static int		 session_options(struct session *);
 static int		 session_tls(struct session *);
@@ -157,35 +141,6 @@ static void		 message_deliver(struct session *,
  * Reading the dialogue.
  */
 
-/* line_len - length of a line without its trailing CR and LF */
-static size_t
-line_len(const char *line, size_t len)
-{
-	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-		len--;
-	return len;
-}
-
-/* text_clean - bounded copy without control characters, tabs as blanks */
-static void
-text_clean(char *dst, size_t size, const char *src, size_t len)
-{
-	size_t	n = 0;
-
-	if (size == 0)
-		return;
-	for (size_t i = 0; i < len && n + 1 < size; i++) {
-		unsigned char	c = (unsigned char)src[i];
-
-		if (c == '\t')
-			c = ' ';
-		if (c < 0x20 || c == 0x7f)
-			continue;
-		dst[n++] = (char)c;
-	}
-	dst[n] = '\0';
-}
-
 /* text_join - "head: tail", cut to size */
 static void
 text_join(char *dst, size_t size, const char *head, const char *tail)
@@ -209,7 +164,8 @@ reply_set(struct deliver_reply *r, int code, const char *text, size_t len)
 	if (n < 0 || len == 0 || (size_t)n + 1 >= sizeof(r->text))
 		return;
 	r->text[n++] = ' ';
-	text_clean(r->text + n, sizeof(r->text) - (size_t)n, text, len);
+	dialogue_text_clean(r->text + n, sizeof(r->text) - (size_t)n, text,
+	    len);
 }
 
 /* deliver_parse_reply - split one reply line into code, kind and text */
@@ -217,7 +173,7 @@ int
 deliver_parse_reply(const char *line, size_t len, int *code, bool *last,
     const char **text, size_t *textlen)
 {
-	len = line_len(line, len);
+	len = dialogue_text_line_len(line, len);
 	if (len < 3 || line[0] < '1' || line[0] > '5' ||
 	    !isdigit((unsigned char)line[1]) ||
 	    !isdigit((unsigned char)line[2]))
@@ -279,23 +235,6 @@ command_of(const char *line, size_t len)
 	return DELIVER_CMD_OTHER;
 }
 
-/* show_auth - "AUTH MECH", its initial response replaced */
-static void
-show_auth(const char *line, size_t len, char *shown, size_t size)
-{
-	const char	*mech = line + 4;
-	size_t		 n = 0;
-
-	while (mech < line + len && *mech == ' ')
-		mech++;
-	while (mech + n < line + len && n < DELIVER_MECH_MAX &&
-	    (isalnum((unsigned char)mech[n]) || mech[n] == '-' ||
-	    mech[n] == '_'))
-		n++;
-	snprintf(shown, size, "AUTH %.*s%s", (int)n, mech,
-	    mech + n < line + len ? " " DELIVER_REDACTED : "");
-}
-
 /* mech_is - does an AUTH command line name this mechanism */
 static bool
 mech_is(const char *line, size_t len, const char *mech)
@@ -338,13 +277,13 @@ deliver_dialogue_out(struct deliver_dialogue *d, const char *line,
 {
 	enum deliver_cmd	cmd;
 
-	len = line_len(line, len);
+	len = dialogue_text_line_len(line, len);
 	d->in_reply = false;
 	if (d->in_auth) {
 		/* a SASL response: credentials, whatever it looks like */
 		d->last = DELIVER_CMD_AUTH;
 		d->auth_answered = true;
-		strlcpy_s(shown, DELIVER_REDACTED, size);
+		strlcpy_s(shown, DIALOGUE_TEXT_REDACTED, size);
 		return;
 	}
 	cmd = command_of(line, len);
@@ -356,7 +295,7 @@ deliver_dialogue_out(struct deliver_dialogue *d, const char *line,
 		d->auth_bearer = mech_is(line, len, DELIVER_XOAUTH2_MECH);
 		/* with an initial response the token is on this line */
 		d->auth_answered = auth_has_response(line, len);
-		show_auth(line, len, shown, size);
+		dialogue_text_show_auth(line, len, shown, size);
 		return;
 	case DELIVER_CMD_EHLO:
 		/*
@@ -378,7 +317,7 @@ deliver_dialogue_out(struct deliver_dialogue *d, const char *line,
 	default:
 		break;
 	}
-	text_clean(shown, size, line, len);
+	dialogue_text_clean(shown, size, line, len);
 }
 
 /* deliver_dialogue_in - reply lines came from upstream */
@@ -616,9 +555,9 @@ message_summarise(struct delivery_msg *msg, const struct deliver_attempt *a)
 		char	addr[DELIVERY_REPLY_MAX];
 
 		/* a log line: an address never breaks it */
-		text_clean(addr, sizeof(addr), worst->address != NULL ?
-		    worst->address : "", worst->address != NULL ?
-		    strlen(worst->address) : 0);
+		dialogue_text_clean(addr, sizeof(addr),
+		    worst->address != NULL ? worst->address : "",
+		    worst->address != NULL ? strlen(worst->address) : 0);
 		text_join(msg->error, sizeof(msg->error), addr, worst->reply);
 	} else
 		strlcpy_s(msg->error, worst->reply, sizeof(msg->error));
@@ -696,20 +635,6 @@ deliver_source_done(const struct deliver_source *src)
  * libcurl.
  */
 
-/* curl_has - whether this libcurl speaks a protocol */
-static bool
-curl_has(const char *proto)
-{
-	const curl_version_info_data	*info;
-
-	info = curl_version_info(CURLVERSION_NOW);
-	for (const char *const *p = info->protocols; *p != NULL; p++) {
-		if (strcmp(*p, proto) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* deliver_global_init - libcurl's global state, once before any fork */
 void
 deliver_global_init(void)
@@ -724,7 +649,7 @@ deliver_global_init(void)
 		return;
 	}
 	info = curl_version_info(CURLVERSION_NOW);
-	if (!curl_has("smtp") || !curl_has("smtps"))
+	if (!curltls_has("smtp") || !curltls_has("smtps"))
 		log_error("libcurl %s lacks SMTP support: no upstream delivery",
 		    info->version);
 	if (!(info->features & CURL_VERSION_SSL) || info->ssl_version == NULL)
@@ -754,73 +679,6 @@ address_ok(const char *addr, bool may_be_empty)
 	return true;
 }
 
-/* timeout_seconds - cfg->relaytimeout, within sane bounds */
-static long
-timeout_seconds(const struct config *cfg)
-{
-	if (cfg->relaytimeout <= 0)
-		return DELIVER_TIMEOUT_DEFAULT;
-	if (cfg->relaytimeout > DELIVER_TIMEOUT_MAX)
-		return DELIVER_TIMEOUT_MAX;
-	return cfg->relaytimeout;
-}
-
-/* ca_load - the certificates of a PEM file, or NULL with a reason */
-static STACK_OF(X509) *
-ca_load(const char *path, char *err, size_t errlen)
-{
-	STACK_OF(X509)	*cas;
-	unsigned long	 e;
-	X509		*x;
-	BIO		*bio;
-
-	bio = BIO_new_file(path, "r");
-	if (bio == NULL) {
-		snprintf(err, errlen, "cannot read tlscafile %s: %s", path,
-		    strerror(errno));
-		ERR_clear_error();
-		return NULL;
-	}
-	cas = sk_X509_new_null();
-	while (cas != NULL &&
-	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		if (sk_X509_push(cas, x) == 0)
-			X509_free(x);
-	}
-	BIO_free(bio);
-	/* the end of the file reads as "no start line"; anything else is bad */
-	e = ERR_peek_last_error();
-	ERR_clear_error();
-	if (cas == NULL || sk_X509_num(cas) == 0 || (e != 0 &&
-	    !(ERR_GET_LIB(e) == ERR_LIB_PEM &&
-	    ERR_GET_REASON(e) == PEM_R_NO_START_LINE))) {
-		snprintf(err, errlen, "tlscafile %s: no valid PEM certificate",
-		    path);
-		sk_X509_pop_free(cas, X509_free);
-		return NULL;
-	}
-	return cas;
-}
-
-/*
- * ssl_ctx_cb - add tlscafile to the store of a new TLS connection; libcurl
- * loads the system CAs into the same store, so both count
- */
-static CURLcode
-ssl_ctx_cb(CURL *curl, void *ctx, void *arg)
-{
-	STACK_OF(X509)	*cas = arg;
-	X509_STORE	*store = SSL_CTX_get_cert_store((SSL_CTX *)ctx);
-
-	for (int i = 0; i < sk_X509_num(cas); i++) {
-		if (X509_STORE_add_cert(store, sk_X509_value(cas, i)) != 1) {
-			ERR_clear_error();
-			return CURLE_SSL_CACERT_BADFILE;
-		}
-	}
-	return CURLE_OK;
-}
-
 /*
  * debug_log - one dialogue line, cleaned.  debuglevel is the admin asking
  * for the dialogue, so it is logged at INFO: no second switch is needed.
@@ -830,7 +688,8 @@ debug_log(struct session *s, const char *dir, const char *data, size_t len)
 {
 	char	line[DELIVER_LOG_LINE];
 
-	text_clean(line, sizeof(line), data, line_len(data, len));
+	dialogue_text_clean(line, sizeof(line), data,
+	    dialogue_text_line_len(data, len));
 	log_info("upstream %s: %s %s", s->peer, dir, line);
 }
 
@@ -890,43 +749,6 @@ read_cb(char *buf, size_t size, size_t nitems, void *arg)
 	return (size_t)n;
 }
 
-/* host_valid - a host name or IP literal that cannot bend the URL */
-static bool
-host_valid(const char *h)
-{
-	if (h == NULL || *h == '\0')
-		return false;
-	for (; *h != '\0'; h++) {
-		if (!isalnum((unsigned char)*h) &&
-		    strchr(".-_:%[]", *h) == NULL)
-			return false;
-	}
-	return true;
-}
-
-/* url_host - the host as a URL wants it: IPv6 in brackets, "%" as "%25" */
-static char *
-url_host(const char *h)
-{
-	char	*host, *p;
-
-	if (h[0] == '[' || strchr(h, ':') == NULL)
-		return xstrdup(h);
-	host = xmalloc(3 * strlen(h) + 3);
-	p = host;
-	*p++ = '[';
-	for (; *h != '\0'; h++) {
-		*p++ = *h;
-		if (*h == '%') {
-			*p++ = '2';
-			*p++ = '5';
-		}
-	}
-	*p++ = ']';
-	*p = '\0';
-	return host;
-}
-
 /* session_url - smtp[s]://host:port/<EHLO name>, and host:port for logs */
 static int
 session_url(struct session *s, char *err, size_t errlen)
@@ -935,7 +757,7 @@ session_url(struct session *s, char *err, size_t errlen)
 	const char		*ehlo;
 	char			*host, *path = NULL;
 
-	if (!host_valid(acct->smtphost)) {
+	if (!curltls_host_valid(acct->smtphost)) {
 		snprintf(err, errlen, "invalid smtphost \"%s\"",
 		    acct->smtphost != NULL ? acct->smtphost : "");
 		return -1;
@@ -948,7 +770,7 @@ session_url(struct session *s, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	host = url_host(acct->smtphost);
+	host = curltls_url_host(acct->smtphost);
 	s->url = xasprintf("%s://%s:%d/%s",
 	    acct->smtpsecurity == SECURITY_SSL ? "smtps" : "smtp", host,
 	    account_port(acct), path != NULL ? path : "");
@@ -963,8 +785,7 @@ static int
 session_options(struct session *s)
 {
 	CURL	*c = s->curl;
-	long	 t = timeout_seconds(s->cfg);
-	long	 ct = t < DELIVER_CONNECT_MAX ? t : DELIVER_CONNECT_MAX;
+	long	 t = curltls_timeout(s->cfg);
 	int	 bad = 0;
 
 	bad |= curl_easy_setopt(c, CURLOPT_URL, s->url) != CURLE_OK;
@@ -981,8 +802,8 @@ session_options(struct session *s)
 	bad |= curl_easy_setopt(c, CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1L) !=
 	    CURLE_OK;
 	/* the connect timeout also covers the greeting */
-	bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ct * 1000) !=
-	    CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+	    curltls_connect_timeout(s->cfg) * 1000) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_SERVER_RESPONSE_TIMEOUT, t) !=
 	    CURLE_OK;
 	/* catches a peer that stops reading the message, and slow replies */
@@ -1010,26 +831,9 @@ session_tls(struct session *s)
 	    (long)CURLUSESSL_ALL) != CURLE_OK;
 	if (acct->smtpsecurity == SECURITY_NONE)
 		return bad ? -1 : 0;
-	if (acct->smtpweaktls) {
-		bad |= curl_easy_setopt(c, CURLOPT_SSLVERSION,
-		    (long)CURL_SSLVERSION_TLSv1_0) != CURLE_OK;
-		bad |= curl_easy_setopt(c, CURLOPT_SSL_CIPHER_LIST,
-		    "DEFAULT@SECLEVEL=0") != CURLE_OK;
-	} else
-		bad |= curl_easy_setopt(c, CURLOPT_SSLVERSION,
-		    (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER,
-	    acct->tlsverify ? 1L : 0L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST,
-	    acct->tlsverify ? 2L : 0L) != CURLE_OK;
-	/* the CA store cache would keep one batch's extra CA for the next */
-	bad |= curl_easy_setopt(c, CURLOPT_CA_CACHE_TIMEOUT, 0L) != CURLE_OK;
-	if (s->cas != NULL) {
-		bad |= curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION,
-		    ssl_ctx_cb) != CURLE_OK;
-		bad |= curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, s->cas) !=
-		    CURLE_OK;
-	}
+	if (curltls_options(c, acct->tlsverify, acct->smtpweaktls,
+	    s->ca) == -1)
+		bad = 1;
 	return bad ? -1 : 0;
 }
 
@@ -1073,7 +877,7 @@ session_open(const struct config *cfg, const struct account *acct, char *err,
 	    "smtp";
 	struct session	*s;
 
-	if (!curl_has(proto)) {
+	if (!curltls_has(proto)) {
 		snprintf(err, errlen, "libcurl lacks %s support", proto);
 		return NULL;
 	}
@@ -1084,7 +888,7 @@ session_open(const struct config *cfg, const struct account *acct, char *err,
 	deliver_dialogue_begin(&s->dlg, NULL, NULL, 0, &s->att);
 	if (acct->tlscafile != NULL && acct->tlsverify &&
 	    acct->smtpsecurity != SECURITY_NONE &&
-	    (s->cas = ca_load(acct->tlscafile, err, errlen)) == NULL)
+	    (s->ca = curltls_ca_load(acct->tlscafile, err, errlen)) == NULL)
 		goto fail;
 	if (acct->smtpauth == SMTPAUTH_XOAUTH2) {
 		s->bearer = true;
@@ -1121,7 +925,7 @@ session_close(struct session *s)
 {
 	if (s->curl != NULL)
 		curl_easy_cleanup(s->curl);
-	sk_X509_pop_free(s->cas, X509_free);
+	curltls_ca_free(s->ca);
 	oauth_token_clear(&s->tok);
 	free(s->url);
 	free(s->peer);
@@ -1327,7 +1131,7 @@ challenge_text(const char *reply, char *out, size_t size)
 		return;
 	while (n > 0 && raw[n - 1] == '\0')
 		n--;
-	text_clean(out, size, (const char *)raw, (size_t)n);
+	dialogue_text_clean(out, size, (const char *)raw, (size_t)n);
 }
 
 /*

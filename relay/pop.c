@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "curltls.h"
+#include "dialogue_text.h"
 #include "log.h"
 #include "pop.h"
 #include "util.h"
@@ -29,7 +30,6 @@
 #define POP_PORT_SSL		995
 #define POP_PORT_PLAIN		110
 #define POP_LOG_LINE		1024	/* one dialogue line in the debug log */
-#define POP_MECH_MAX		20	/* SASL mechanism name shown in logs */
 #define POP_REQUEST		"NOOP"	/* with NOBODY: log in, nothing else */
 
 /* One login: the handle and what the dialogue showed. */
@@ -43,11 +43,8 @@ struct pop_session {
 	char			 errbuf[CURL_ERROR_SIZE];
 };
 
-static size_t		 line_len(const char *, size_t);
-static void		 text_clean(char *, size_t, const char *, size_t);
 static size_t		 verb_len(const char *, size_t);
 static bool		 verb_is(const char *, size_t, const char *);
-static void		 show_auth(const char *, size_t, char *, size_t);
 static void		 dialogue_line(struct pop_dialogue *, const char *,
 			    size_t);
 static bool		 state_plain(const char *, const char *);
@@ -75,35 +72,6 @@ static void		 session_explain(struct pop_session *, CURLcode, char *,
 /*
  * Pure helpers.
  */
-
-/* line_len - length of a line without its trailing CR and LF */
-static size_t
-line_len(const char *line, size_t len)
-{
-	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-		len--;
-	return len;
-}
-
-/* text_clean - bounded copy without control characters, tabs as blanks */
-static void
-text_clean(char *dst, size_t size, const char *src, size_t len)
-{
-	size_t	n = 0;
-
-	if (size == 0)
-		return;
-	for (size_t i = 0; i < len && n + 1 < size; i++) {
-		unsigned char	c = (unsigned char)src[i];
-
-		if (c == '\t')
-			c = ' ';
-		if (c < 0x20 || c == 0x7f)
-			continue;
-		dst[n++] = (char)c;
-	}
-	dst[n] = '\0';
-}
 
 /* state_plain - whether a byte of an account name stays as it is */
 static bool
@@ -220,29 +188,12 @@ verb_is(const char *line, size_t len, const char *verb)
 	return strlen(verb) == n && strncasecmp(line, verb, n) == 0;
 }
 
-/* show_auth - "AUTH MECH", its initial response replaced */
-static void
-show_auth(const char *line, size_t len, char *shown, size_t size)
-{
-	const char	*mech = line + 4;
-	size_t		 n = 0;
-
-	while (mech < line + len && *mech == ' ')
-		mech++;
-	while (mech + n < line + len && n < POP_MECH_MAX &&
-	    (isalnum((unsigned char)mech[n]) || mech[n] == '-' ||
-	    mech[n] == '_'))
-		n++;
-	snprintf(shown, size, "AUTH %.*s%s", (int)n, mech,
-	    mech + n < line + len ? " " POP_REDACTED : "");
-}
-
 /* pop_dialogue_out - a command went to the server; give its loggable form */
 void
 pop_dialogue_out(struct pop_dialogue *d, const char *line, size_t len,
     char *shown, size_t size)
 {
-	len = line_len(line, len);
+	len = dialogue_text_line_len(line, len);
 
 	/*
 	 * The "-ERR" worth reporting answers the last command before QUIT;
@@ -258,7 +209,7 @@ pop_dialogue_out(struct pop_dialogue *d, const char *line, size_t len,
 	}
 	if (verb_is(line, len, "AUTH")) {
 		d->in_auth = true;
-		show_auth(line, len, shown, size);
+		dialogue_text_show_auth(line, len, shown, size);
 		return;
 	}
 	if (verb_is(line, len, "USER") || verb_is(line, len, "PASS") ||
@@ -266,7 +217,7 @@ pop_dialogue_out(struct pop_dialogue *d, const char *line, size_t len,
 		snprintf(shown, size, "%.4s %s", line, POP_REDACTED);
 		return;
 	}
-	text_clean(shown, size, line, len);
+	dialogue_text_clean(shown, size, line, len);
 }
 
 /* pop_dialogue_in - reply lines came from the server */
@@ -288,12 +239,12 @@ pop_dialogue_in(struct pop_dialogue *d, const char *data, size_t size)
 static void
 dialogue_line(struct pop_dialogue *d, const char *line, size_t len)
 {
-	len = line_len(line, len);
+	len = dialogue_text_line_len(line, len);
 	if (d->in_auth && !(len == 1 && line[0] == '+') &&
 	    !(len >= 2 && line[0] == '+' && line[1] == ' '))
 		d->in_auth = false;	/* "+OK" or "-ERR": SASL is over */
 	if (len >= 4 && strncmp(line, "-ERR", 4) == 0)
-		text_clean(d->err, sizeof(d->err), line, len);
+		dialogue_text_clean(d->err, sizeof(d->err), line, len);
 }
 
 /*
@@ -404,7 +355,8 @@ debug_log(struct pop_session *s, const char *dir, const char *data,
 {
 	char	line[POP_LOG_LINE];
 
-	text_clean(line, sizeof(line), data, line_len(data, len));
+	dialogue_text_clean(line, sizeof(line), data,
+	    dialogue_text_line_len(data, len));
 	log_info("pop %s: %s %s", s->peer, dir, line);
 }
 

@@ -54,11 +54,12 @@
 #include <time.h>
 
 #include "config.h"
+#include "dialogue_text.h"
 
 #define POP_STATE_DIR		"pop"
 #define POP_STATE_NAME_MAX	200	/* state file name, NUL included */
 #define POP_REPLY_MAX		512	/* a server line kept for err */
-#define POP_REDACTED		"<redacted>"
+#define POP_REDACTED		DIALOGUE_TEXT_REDACTED
 
 /* The session as seen through libcurl's debug stream. */
 struct pop_dialogue {

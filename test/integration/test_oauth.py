@@ -427,7 +427,8 @@ def test_error_challenge_refreshes_once_and_retries_on_a_new_connection(start_pr
     assert tokens.count("refresh_token") == 1
     assert xo_upstream.connections == 2
     assert len(xo_upstream.messages) == 1
-    assert daemon.queued() == []
+    # The spool file goes once the session has ended (after QUIT).
+    wait_until(lambda: daemon.queued() == [], DELIVERY_TIMEOUT, "an empty queue")
 
 
 def test_invalid_grant_keeps_mail_until_smtpproxyctl_oauth(start_proxy, tokens, pki,
