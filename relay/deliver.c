@@ -1312,7 +1312,7 @@ message_deliver(struct session *s, struct delivery_msg *msg)
 /* deliver_batch - every message of one account over one session */
 int
 deliver_batch(const struct config *cfg, const struct account *acct,
-    struct delivery_msg *msgs, size_t n)
+    struct delivery_msg *msgs, size_t n, delivery_done_fn done, void *arg)
 {
 	struct session	*s;
 	char		 err[DELIVERY_REPLY_MAX];
@@ -1321,12 +1321,18 @@ deliver_batch(const struct config *cfg, const struct account *acct,
 		message_reset(&msgs[i]);
 	s = session_open(cfg, acct, err, sizeof(err));
 	if (s == NULL) {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
 			message_fail(&msgs[i], DELIVERY_TEMPFAIL, err);
+			if (done != NULL && !done(&msgs[i], arg))
+				break;
+		}
 		return -1;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		message_deliver(s, &msgs[i]);
+		if (done != NULL && !done(&msgs[i], arg))
+			break;
+	}
 	session_close(s);
 	return 0;
 }

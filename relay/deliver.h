@@ -6,7 +6,7 @@
  *
  *   deliver_global_init()   curl_global_init, once, before any fork
  *   deliver_global_cleanup()
- *   deliver_batch(cfg, acct, msgs, n)
+ *   deliver_batch(cfg, acct, msgs, n, done, arg)
  *        Sends every message over one connection (reused between messages,
  *        one TLS handshake and one AUTH): smtp:// for security none/tls
  *        (STARTTLS required for tls, never a fall-back to plain), smtps://
@@ -24,8 +24,12 @@
  *        configuration problem: TEMPFAIL, logged as such.
  *        Every network wait is bounded by cfg->relaytimeout.
  *        Fills status/code/reply of every recipient and the message fields
- *        below; returns 0, or -1 only when nothing could be attempted at all
- *        (then every message carries the reason as a temporary failure).
+ *        below, and calls done(msg, arg) (if given) as soon as a message's
+ *        outcome is final, so the caller can settle it at once; done
+ *        returning false stops the batch there (the rest stay
+ *        DELIVERY_PENDING and are not passed to done).  Returns 0, or -1
+ *        only when nothing could be attempted at all (then every message
+ *        carries the reason as a temporary failure).
  *
  * Classification (RFC 5321 reply classes):
  *   recipient accepted and final reply 2xx        -> DELIVERY_DELIVERED
@@ -78,10 +82,12 @@ struct delivery_msg {
 	long			 elapsed_ms;
 };
 
+typedef bool (*delivery_done_fn)(struct delivery_msg *, void *);
+
 void	deliver_global_init(void);
 void	deliver_global_cleanup(void);
 int	deliver_batch(const struct config *, const struct account *,
-	    struct delivery_msg *, size_t);
+	    struct delivery_msg *, size_t, delivery_done_fn, void *);
 
 /*
  * Internals, declared here for the unit tests (none of it needs curl.h):

@@ -432,6 +432,41 @@ batch_sent_any(const struct delivery_msg *msgs, size_t n)
 	return false;
 }
 
+/* What a delivery child settles each message with, as soon as it is done. */
+struct settle_ctx {
+	const struct config	 *cfg;
+	struct spool		 *sp;
+	struct relay_item	**items;
+	struct delivery_msg	 *msgs;
+};
+
+static volatile sig_atomic_t	delivery_stop;
+
+/* on_delivery_term - finish the message in hand, then stop the batch */
+static void
+on_delivery_term(int sig)
+{
+	(void)sig;
+	delivery_stop = 1;
+}
+
+/*
+ * settle_one - a message's outcome is final: log it and settle it in the
+ * spool right away, so that a stop or a crash later in the batch can
+ * neither lose it nor send it twice.  False stops the batch.
+ */
+static bool
+settle_one(struct delivery_msg *m, void *arg)
+{
+	struct settle_ctx	*ctx = arg;
+	struct relay_item	*it = ctx->items[m - ctx->msgs];
+
+	it->msg = *m;
+	log_attempt(it);
+	relay_settle(ctx->cfg, ctx->sp, it, time(NULL));
+	return !delivery_stop;
+}
+
 /*
  * send_batch - POP-before-SMTP when the account wants it, then the
  * upstream session.  When a POP account's upstream took nothing, the POP
@@ -439,30 +474,36 @@ batch_sent_any(const struct delivery_msg *msgs, size_t n)
  * an authorisation the server may have dropped.
  */
 static void
-send_batch(const struct config *cfg, const struct account *acct,
-    struct delivery_msg *msgs, size_t n)
+send_batch(struct settle_ctx *ctx, const struct account *acct, size_t n)
 {
 	char	err[DELIVERY_REPLY_MAX];
 
-	if (pop_before_smtp(cfg, acct, err, sizeof(err)) < 0) {
+	if (pop_before_smtp(ctx->cfg, acct, err, sizeof(err)) < 0) {
 		log_warning("POP-before-SMTP for %s: %s; %zu message%s deferred",
 		    acct->name, err, n, n == 1 ? "" : "s");
-		batch_fail(msgs, n, err);
+		batch_fail(ctx->msgs, n, err);
+		for (size_t i = 0; i < n && settle_one(&ctx->msgs[i], ctx); i++)
+			;
 		return;
 	}
-	deliver_batch(cfg, acct, msgs, n);
-	if (acct->popbeforesmtp && !batch_sent_any(msgs, n))
-		pop_forget(cfg, acct);
+	deliver_batch(ctx->cfg, acct, ctx->msgs, n, settle_one, ctx);
+	if (acct->popbeforesmtp && !batch_sent_any(ctx->msgs, n))
+		pop_forget(ctx->cfg, acct);
 }
 
-/* relay_group - in a delivery child: one account's batch, then settle each */
+/*
+ * relay_group - in a delivery child: one account's batch; each message is
+ * settled as soon as its outcome is known.  Messages not tried because of
+ * a stop stay in cur/, due at once.
+ */
 static void
 relay_group(const struct config *cfg, struct spool *sp,
     struct relay_item **items, size_t n)
 {
-	struct delivery_msg	*msgs = xcalloc(n, sizeof(*msgs));
+	struct settle_ctx	 ctx = { cfg, sp, items, NULL };
 	size_t			 count = 0;
 
+	ctx.msgs = xcalloc(n, sizeof(*ctx.msgs));
 	for (size_t i = 0; i < n; i++) {
 		if (open_item(sp, items[i]) < 0) {
 			log_error("%s: cannot open queue file: %s",
@@ -471,16 +512,11 @@ relay_group(const struct config *cfg, struct spool *sp,
 		}
 		relay_prepare(items[i]);
 		items[count] = items[i];
-		msgs[count++] = items[i]->msg;
+		ctx.msgs[count++] = items[i]->msg;
 	}
 	if (count > 0)
-		send_batch(cfg, items[0]->account, msgs, count);
-	for (size_t i = 0; i < count; i++) {
-		items[i]->msg = msgs[i];
-		log_attempt(items[i]);
-		relay_settle(cfg, sp, items[i], time(NULL));
-	}
-	free(msgs);
+		send_batch(&ctx, items[0]->account, count);
+	free(ctx.msgs);
 }
 
 /* no_account - a sender whose account vanished from the config: keep it */
@@ -574,8 +610,8 @@ delivery_child(struct relay *r, struct relay_item **items, size_t n)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGTERM, &sa, NULL);	/* the batch in hand is finished */
+	sa.sa_handler = on_delivery_term;	/* the message in hand is finished */
+	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	close(r->wake[0]);
 	close(r->wake[1]);
@@ -752,10 +788,13 @@ relay_wait(struct relay *r, int trigger_fd, time_t next_due)
 			;
 }
 
-/* relay_drain - on stop: let delivery children finish their batches */
+/* relay_drain - on stop: delivery children finish the message in hand */
 static void
 relay_drain(struct relay *r)
 {
+	for (size_t i = 0; i < r->nqueues; i++)
+		for (size_t k = 0; k < r->queues[i].nchildren; k++)
+			kill(r->queues[i].children[k].pid, SIGTERM);
 	while (r->running > 0) {
 		int	status;
 		pid_t	pid = waitpid(-1, &status, 0);
