@@ -3,7 +3,9 @@
 #   make deps     install the Debian packages that are missing (root), or
 #                 print the apt-get line that would
 #   make          build smtpproxyd/smtpproxyd and smtpproxyd/smtpproxyctl
-#   make test     deps + build + C unit tests (Check) + integration tests
+#   make test     deps + build + C unit tests (Check) + integration tests,
+#                 then the unit tests under valgrind and everything again
+#                 against an AddressSanitizer/UBSan build
 #   make run      deps + build + demo upstream + proxy in the foreground
 #   make asan     the same tests against an AddressSanitizer/UBSan build
 #   make valgrind the unit tests under valgrind (no errors, no leaks)
@@ -127,6 +129,8 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory valgrind
+	@$(MAKE) --no-print-directory SANITIZE=1 unit integration
 
 asan: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 unit integration
