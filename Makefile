@@ -10,6 +10,8 @@
 #   make asan     the same tests against an AddressSanitizer/UBSan build
 #   make valgrind the unit tests under valgrind (no errors, no leaks)
 #   make fuzz     libFuzzer over the SMTP session for FUZZ_TIME seconds
+#   make bench    smtpproxy against a private Postfix instance, side by side
+#                 (bench/README.md); BENCH=--quick for a smoke run
 #   make install [PREFIX=/usr/local] [DESTDIR=...]  binaries, config (never
 #                 overwritten), spool, service files, man pages
 #   make uninstall  removes what install put there; keeps config and spool
@@ -53,7 +55,7 @@ DAEMON	 = $(BIN)/smtpproxyd
 CTL	 = $(BIN)/smtpproxyctl
 UNIT_BIN = $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit integration run clean asan valgrind install uninstall
+.PHONY: all deps test unit integration run clean asan valgrind install uninstall bench
 all: $(DAEMON) $(CTL)
 
 $(BUILD)/%.o: %.c
@@ -139,6 +141,12 @@ valgrind: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; \
 	    CK_FORK=no valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
 	    --error-exitcode=1 $$t; done
+
+BENCH	?=
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh bench/deps.sh
+	SMTPPROXYD=$(abspath $(DAEMON)) $(PYTHON) bench/run.py $(BENCH)
 
 run: deps
 	@$(MAKE) --no-print-directory all
