@@ -204,12 +204,10 @@ spool_abort(struct spool *sp, struct spool_msg *msg)
 	free(path);
 }
 
-/* spool_trigger - wake the relay; never blocks, and a sleeping relay is fine */
-void
-spool_trigger(struct spool *sp)
+/* trigger_write - one byte into the wake-up FIFO; never blocks */
+static void
+trigger_write(struct spool *sp, char byte)
 {
-	static const char	byte = 'm';
-
 	if (sp->trigger_wfd < 0) {
 		sp->trigger_wfd = open(sp->trigger,
 		    O_WRONLY | O_NONBLOCK | O_CLOEXEC);
@@ -221,6 +219,20 @@ spool_trigger(struct spool *sp)
 		close(sp->trigger_wfd);
 		sp->trigger_wfd = -1;
 	}
+}
+
+/* spool_trigger - wake the relay for a new message */
+void
+spool_trigger(struct spool *sp)
+{
+	trigger_write(sp, SPOOL_WAKE_NEW);
+}
+
+/* spool_trigger_due - wake the relay to look at cur/ too */
+void
+spool_trigger_due(struct spool *sp)
+{
+	trigger_write(sp, SPOOL_WAKE_DUE);
 }
 
 /* spool_clean_tmp - remove tmp/ left-overs older than maildir's 36 hours */
@@ -379,6 +391,15 @@ spool_folder(const struct spool *sp, enum spool_state state)
 	default:
 		return sp->failed;
 	}
+}
+
+/* spool_scan_new - visit new/ only: what a wake-up for new mail needs */
+int
+spool_scan_new(struct spool *sp, spool_scan_fn fn, void *arg)
+{
+	time_t	unused = 0;
+
+	return spool_scan_dir(sp, SPOOL_NEW, 0, fn, arg, &unused) < 0 ? -1 : 0;
 }
 
 /* spool_path - full path of an entry in its folder (caller frees) */

@@ -26,13 +26,16 @@
  *   spool_commit(sp, msg)            fsync file, rename into new/, fsync new/;
  *                                    on failure the tmp file is removed
  *   spool_abort(sp, msg)             drop the tmp file
- *   spool_trigger(sp)                wake the relay (never blocks)
+ *   spool_trigger(sp)                wake the relay for new/ (never blocks)
+ *   spool_trigger_due(sp)            wake it for cur/ too: something was
+ *                                    made due (smtpproxyctl flush, retry)
  *   spool_clean_tmp(sp, now)         remove tmp/ files older than 36 hours
  *
  * Relay side:
  *   spool_trigger_fd(sp)             read end of the FIFO, non-blocking
  *   spool_scan(sp, now, fn, arg, &next)  call fn for new/ files and due cur/
  *                                    files; next: earliest future attempt
+ *   spool_scan_new(sp, fn, arg)      call fn for new/ files only
  *   spool_claim(sp, entry)           new/ -> cur/ (atomic ownership)
  *   spool_defer(sp, entry, attempts, next)  rename within cur/ with new state
  *   spool_note(sp, entry, reason)    remember why the last attempt failed
@@ -71,6 +74,9 @@
 
 #define ENVELOPE_FROM_HEADER	"X-Envelope-From: "
 #define ENVELOPE_TO_HEADER	"X-Envelope-To: "
+
+#define SPOOL_WAKE_NEW		'm'	/* trigger byte: a message in new/ */
+#define SPOOL_WAKE_DUE		'f'	/* trigger byte: cur/ has due mail */
 
 struct spool {
 	char	*dir;			/* msgdir, absolute */
@@ -116,10 +122,12 @@ int	 spool_create(struct spool *, struct spool_msg *);
 int	 spool_commit(struct spool *, struct spool_msg *);
 void	 spool_abort(struct spool *, struct spool_msg *);
 void	 spool_trigger(struct spool *);
+void	 spool_trigger_due(struct spool *);
 int	 spool_clean_tmp(struct spool *, time_t);
 
 int	 spool_trigger_fd(struct spool *);
 int	 spool_scan(struct spool *, time_t, spool_scan_fn, void *, time_t *);
+int	 spool_scan_new(struct spool *, spool_scan_fn, void *);
 int	 spool_claim(struct spool *, struct spool_entry *);
 int	 spool_defer(struct spool *, struct spool_entry *, int, time_t);
 int	 spool_note(struct spool *, const struct spool_entry *, const char *);

@@ -62,6 +62,7 @@ struct relay {
 	size_t			  nqueues;
 	size_t			  nwaiting;	/* over all queues */
 	int			  running;	/* delivery children */
+	time_t			  cur_due;	/* scan cur/ from then on; 0: now */
 	int			  wake[2];	/* SIGCHLD self-pipe */
 };
 
@@ -85,6 +86,7 @@ static void	relay_settle(const struct config *, struct spool *,
 static void	relay_group(const struct config *, struct spool *,
 		    struct relay_item **, size_t);
 static bool	relay_pass(struct relay *, time_t *);
+static void	cur_due_by(struct relay *, time_t);
 static void	relay_wait(struct relay *, int, time_t);
 
 /* on_term - finish the batches in hand, then leave */
@@ -587,6 +589,7 @@ take_new(struct relay *r, const struct relay_pass *pass, time_t now)
 			spool_fail(r->sp, &it->entry, "unreadable queue file");
 		} else if (it->account == NULL) {
 			no_account(r->cfg, r->sp, it, now);
+			cur_due_by(r, now + r->cfg->retrymin);
 		} else {
 			idset_add(&r->known, it->entry.id);
 			queue_add(r, it);
@@ -617,6 +620,14 @@ delivery_child(struct relay *r, struct relay_item **items, size_t n)
 	close(r->wake[1]);
 	relay_group(r->cfg, r->sp, items, n);
 	_exit(0);
+}
+
+/* cur_due_by - something in cur/ falls due at t: scan it by then */
+static void
+cur_due_by(struct relay *r, time_t t)
+{
+	if (r->cur_due == 0 || t < r->cur_due)
+		r->cur_due = t;
 }
 
 /* delivery_release - a delivery is over: its IDs may be scanned again */
@@ -713,10 +724,13 @@ child_done(struct relay *r, pid_t pid, int status)
 		for (size_t k = 0; k < q->nchildren; k++) {
 			if (q->children[k].pid != pid)
 				continue;
-			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 				log_error("delivery for %s ended abnormally "
 				    "(status %d); its messages will be retried",
 				    q->account->name, status);
+				r->cur_due = 0;	/* they are in cur/, due */
+			} else
+				cur_due_by(r, time(NULL) + r->cfg->retrymin);
 			delivery_release(r, q, k);
 			return true;
 		}
@@ -744,23 +758,39 @@ static bool
 relay_pass(struct relay *r, time_t *next_due)
 {
 	struct relay_pass	 pass = { .known = &r->known };
-	time_t			 now = time(NULL);
-	bool			 full;
+	time_t			 now = time(NULL), next = 0;
+	bool			 full, whole;
+	int			 rc;
 
 	reap(r);
 	pass.limit = r->nwaiting < RELAY_WAITING_MAX ?
 	    RELAY_WAITING_MAX - r->nwaiting : 0;
 	if (pass.limit > RELAY_SCAN_MAX)
 		pass.limit = RELAY_SCAN_MAX;
-	*next_due = 0;
-	if (pass.limit > 0 && spool_scan(r->sp, relay_flush ?
-	    (time_t)LLONG_MAX : now, collect_due, &pass, next_due) < 0)
+	/*
+	 * cur/ holds deferred mail; it is read only when some of it can be
+	 * due, so that a wake-up for a new message costs a look at new/
+	 * only, however many deferred messages wait.
+	 */
+	whole = relay_flush || r->cur_due == 0 || now >= r->cur_due;
+	if (pass.limit == 0)
+		rc = 0;
+	else if (whole)
+		rc = spool_scan(r->sp, relay_flush ? (time_t)LLONG_MAX : now,
+		    collect_due, &pass, &next);
+	else
+		rc = spool_scan_new(r->sp, collect_due, &pass);
+	if (rc < 0)
 		log_error("cannot scan %s: %s", r->sp->dir, strerror(errno));
+	full = pass.n == pass.limit && pass.limit == RELAY_SCAN_MAX;
+	if (whole && pass.limit > 0)
+		r->cur_due = full ? 0 : next != 0 ? next :
+		    now + r->cfg->sleeptime;
 	relay_flush = 0;
 	take_new(r, &pass, now);
-	full = pass.n == pass.limit && pass.limit == RELAY_SCAN_MAX;
 	free(pass.entries);
 	dispatch(r);
+	*next_due = r->cur_due;
 	return full && r->running < r->cfg->relayprocesses;
 }
 
@@ -780,9 +810,13 @@ relay_wait(struct relay *r, int trigger_fd, time_t next_due)
 		wait_s = next_due > now ? next_due - now : 0;
 	if (poll(pfd, 2, (int)(wait_s * 1000)) <= 0)
 		return;
-	if (trigger_fd >= 0 && (pfd[0].revents & POLLIN))
-		while (read(trigger_fd, drain, sizeof(drain)) > 0)
-			;
+	if (trigger_fd >= 0 && (pfd[0].revents & POLLIN)) {
+		ssize_t	n;
+
+		while ((n = read(trigger_fd, drain, sizeof(drain))) > 0)
+			if (memchr(drain, SPOOL_WAKE_DUE, (size_t)n) != NULL)
+				r->cur_due = 0;	/* smtpproxyctl made mail due */
+	}
 	if (pfd[1].revents & POLLIN)
 		while (read(r->wake[0], drain, sizeof(drain)) > 0)
 			;

@@ -146,7 +146,7 @@ cmd_flush(struct spool *sp)
 		    strerror(errno));
 		return 1;
 	}
-	spool_trigger(sp);
+	spool_trigger_due(sp);
 	return 0;
 }
 
@@ -161,7 +161,7 @@ cmd_retry(struct spool *sp, const char *id)
 		    errno == ENOENT ? "no such message" : strerror(errno));
 		return 1;
 	}
-	spool_trigger(sp);
+	spool_trigger_due(sp);
 	printf("%s: due now\n", id);
 	return 0;
 }
@@ -370,7 +370,7 @@ cmd_oauth(const struct config *cfg, int argc, char **argv)
 	ra.sp = &sp;
 	if (spool_open(&sp, cfg->msgdir, false) == 0 &&
 	    spool_list(&sp, SPOOL_CUR, resume_message, &ra) == 0 && ra.n > 0) {
-		spool_trigger(&sp);
+		spool_trigger_due(&sp);
 		printf("%d deferred message%s of [%s] due now\n", ra.n,
 		    ra.n == 1 ? "" : "s", a->name);
 	}

@@ -335,12 +335,14 @@ cmd_data(struct session *s)
 			disk_reply(s, errno);
 			break;
 		}
+		/* The client hears first; then the relay is woken and we log. */
+		reply(s, 250, "2.0.0 Ok: queued as %s", msg.id);
+		netio_flush(s->io);
 		spool_trigger(s->spool);
 		stat_increment(STAT_ACCEPTED, 1);
 		s->accepted++;
 		log_info("%s: accepted from=<%s> nrcpt=%zu size=%lld client=%s",
 		    msg.id, s->sender, s->nrcpts, result.size, s->client_ip);
-		reply(s, 250, "2.0.0 Ok: queued as %s", msg.id);
 		break;
 	}
 	transaction_reset(s);
