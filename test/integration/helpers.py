@@ -462,6 +462,20 @@ class Daemon:
                 return self.msgdir / folder / name
         return None
 
+    def read_queued(self, queue_id, tries=20):
+        """read_queued - the bytes of queue_id's spool file, or None; the
+        relay may rename it (new/ -> cur/, retry state) between finding it
+        and reading it, so it is looked up again then"""
+        for _ in range(tries):
+            path = self.find_queued(queue_id)
+            if path is None:
+                return None
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                continue
+        return None
+
 
 # ---------------------------------------------------------------- clients
 

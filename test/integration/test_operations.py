@@ -502,7 +502,15 @@ def test_children_run_as_user_and_group_and_the_spool_is_theirs(
 
     queue_id = send_message(proxy.port, SENDER, [RCPT], message("as the run-as user"))
     upstream.wait_for_attempts(1)
-    path = wait_until(lambda: proxy.find_queued(queue_id), 5.0, f"{queue_id} in the queue")
+    def queued_stat():
+        # the relay may rename the file (retry state) while we look
+        path = proxy.find_queued(queue_id)
+        try:
+            return (path, path.stat()) if path else None
+        except FileNotFoundError:
+            return None
+
+    path, st_file = wait_until(queued_stat, 5.0, f"{queue_id} in the queue")
     for folder in (msgdir, msgdir / "tmp", msgdir / "new", msgdir / "cur", msgdir / "failed"):
         st = folder.stat()
         assert (st.st_uid, st.st_gid) == (user.pw_uid, group.gr_gid), folder
@@ -510,9 +518,8 @@ def test_children_run_as_user_and_group_and_the_spool_is_theirs(
     trigger = (msgdir / "trigger").stat()
     assert stat.S_ISFIFO(trigger.st_mode)
     assert trigger.st_uid == user.pw_uid and stat.S_IMODE(trigger.st_mode) == 0o600
-    st = path.stat()
-    assert st.st_uid == user.pw_uid, path
-    assert stat.S_IMODE(st.st_mode) == 0o600, (path, oct(st.st_mode))
+    assert st_file.st_uid == user.pw_uid, path
+    assert stat.S_IMODE(st_file.st_mode) == 0o600, (path, oct(st_file.st_mode))
 
     upstream.data_reply = None
     upstream.wait_for_messages(1, timeout=8.0)

@@ -229,9 +229,9 @@ def test_data_reply_names_the_queue_id_of_the_spooled_file(proxy, upstream):
     sent = message("queued", b"Keep me.\r\n")
     queue_id = send_message(proxy.port, SENDER, [RCPT], sent)
     assert re.fullmatch(r"\d+\.M\d+P\d+Q\d+\.\S+", queue_id), queue_id
-    path = proxy.find_queued(queue_id)
-    assert path is not None, f"{queue_id} not in new/ or cur/: {proxy.queued()}"
-    assert sent in path.read_bytes()
+    content = proxy.read_queued(queue_id)
+    assert content is not None, f"{queue_id} not in new/ or cur/: {proxy.queued()}"
+    assert sent in content
     assert not list((proxy.msgdir / "tmp").iterdir())
 
 
