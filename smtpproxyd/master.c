@@ -340,14 +340,31 @@ count_current(const struct master *m, enum child_kind kind)
 	return n;
 }
 
+/* count_kind - children of a kind, of any generation */
+static int
+count_kind(const struct master *m, enum child_kind kind)
+{
+	int	n = 0;
+
+	for (size_t i = 0; i < m->nchildren; i++)
+		if (m->children[i].kind == kind)
+			n++;
+	return n;
+}
+
 /* top_up - start children until the wanted numbers run, respecting back-off */
 static void
 top_up(struct master *m)
 {
 	time_t	now = time(NULL);
 
+	/*
+	 * One relay at a time, whatever its generation: after a reload the
+	 * old relay's deliveries finish the message in hand, and a new relay
+	 * started meanwhile would take the same messages from cur/ again.
+	 */
 	if (now >= m->respawn_at[CHILD_RELAY])
-		while (count_current(m, CHILD_RELAY) < m->relay_wanted &&
+		while (count_kind(m, CHILD_RELAY) < m->relay_wanted &&
 		    spawn(m, CHILD_RELAY) > 0)
 			;
 	if (now >= m->respawn_at[CHILD_LISTENER])
