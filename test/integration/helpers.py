@@ -190,23 +190,24 @@ class Upstream:
         with self._lock:
             return list(self._attempts)
 
-    def wait_for_messages(self, count=1, timeout=5.0):
-        """wait_for_messages - the first count delivered messages"""
+    def wait_for_records(self, records, count, timeout, what):
+        """wait_for_records - the first count items of the property named
+        records (messages, attempts, ...), waiting at most timeout"""
         def enough():
-            got = self.messages
+            got = getattr(self, records)
             return got if len(got) >= count else None
         return wait_until(enough, timeout,
-            f"{count} message(s) at the upstream on port {self.port}"
-            f" (got {len(self.messages)})")
+            f"{count} {what} at the upstream on port {self.port}"
+            f" (got {len(getattr(self, records))})")
+
+    def wait_for_messages(self, count=1, timeout=5.0):
+        """wait_for_messages - the first count delivered messages"""
+        return self.wait_for_records("messages", count, timeout, "message(s)")
 
     def wait_for_attempts(self, count=1, timeout=5.0):
         """wait_for_attempts - the first count DATA transactions, any reply"""
-        def enough():
-            got = self.attempts
-            return got if len(got) >= count else None
-        return wait_until(enough, timeout,
-            f"{count} DATA attempt(s) at the upstream on port {self.port}"
-            f" (got {len(self.attempts)})")
+        return self.wait_for_records("attempts", count, timeout,
+            "DATA attempt(s)")
 
 
 # ---------------------------------------------------------------- config

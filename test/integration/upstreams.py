@@ -344,21 +344,13 @@ class ScriptedUpstream(helpers.Upstream):
 
     def wait_for_transactions(self, count=1, timeout=5.0):
         """wait_for_transactions - the first count MAIL FROMs, whatever came after"""
-        def enough():
-            got = self.transactions
-            return got if len(got) >= count else None
-        return wait_until(enough, timeout,
-            f"{count} MAIL FROM(s) at the upstream on port {self.port}"
-            f" (got {len(self.transactions)})")
+        return self.wait_for_records("transactions", count, timeout,
+            "MAIL FROM(s)")
 
     def wait_for_connections(self, count=1, timeout=5.0):
         """wait_for_connections - the first count connections (see connections)"""
-        def enough():
-            got = self.connections
-            return got if len(got) >= count else None
-        return wait_until(enough, timeout,
-            f"{count} SMTP connection(s) at the upstream on port {self.port}"
-            f" (got {len(self.connections)})")
+        return self.wait_for_records("connections", count, timeout,
+            "SMTP connection(s)")
 
     def wait_for_stall(self, timeout=5.0):
         """wait_for_stall - until a DATA is being held back"""
