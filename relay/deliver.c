@@ -52,8 +52,8 @@
 #define DELIVER_NOAUTH \
 	"not authenticated upstream (server offered no AUTH?)"
 
-/* One batch: the handle and what is known about its connection. */
-struct session {
+/* One session: the handle and what is known about its connection. */
+struct deliver_session {
 	const struct config	*cfg;
 	const struct account	*acct;
 	CURL			*curl;
@@ -103,15 +103,12 @@ static bool		 address_ok(const char *, bool);
 static int		 debug_cb(CURL *, curl_infotype, char *, size_t,
 			    void *);
 static size_t		 read_cb(char *, size_t, size_t, void *);
-static void		 debug_log(struct session *, const char *,
+static void		 debug_log(struct deliver_session *, const char *,
 			    const char *, size_t);
-static int		 session_url(struct session *, char *, size_t);
-static int		 session_options(struct session *);
-static int		 session_tls(struct session *);
-static int		 session_login(struct session *);
-static struct session	*session_open(const struct config *,
-			    const struct account *, char *, size_t);
-static void		 session_close(struct session *);
+static int		 session_url(struct deliver_session *, char *, size_t);
+static int		 session_options(struct deliver_session *);
+static int		 session_tls(struct deliver_session *);
+static int		 session_login(struct deliver_session *);
 static void		 message_reset(struct delivery_msg *);
 static void		 message_fail(struct delivery_msg *,
 			    enum delivery_status, const char *);
@@ -119,22 +116,22 @@ static size_t		 rcpt_prepare(struct delivery_msg *,
 			    struct curl_slist **, size_t *);
 static void		 rcpt_unsent(struct delivery_msg *, const size_t *,
 			    size_t);
-static void		 attempt_run(struct session *, struct delivery_msg *,
+static void		 attempt_run(struct deliver_session *, struct delivery_msg *,
 			    struct curl_slist *, const size_t *, size_t);
-static void		 attempt_explain(struct session *);
-static void		 attempt_explain_connect(struct session *,
+static void		 attempt_explain(struct deliver_session *);
+static void		 attempt_explain_connect(struct deliver_session *,
 			    const char *);
-static bool		 attempt_retryable(const struct session *,
+static bool		 attempt_retryable(const struct deliver_session *,
 			    const struct delivery_msg *);
 static bool		 attempt_broke_connection(
 			    const struct deliver_attempt *);
-static bool		 attempt_token_refused(const struct session *);
-static int		 session_renew_token(struct session *);
-static void		 explain_bearer(struct session *, const char *);
+static bool		 attempt_token_refused(const struct deliver_session *);
+static int		 session_renew_token(struct deliver_session *);
+static void		 explain_bearer(struct deliver_session *, const char *);
 static void		 challenge_text(const char *, char *, size_t);
 static bool		 mech_is(const char *, size_t, const char *);
 static bool		 auth_has_response(const char *, size_t);
-static void		 message_deliver(struct session *,
+static void		 message_deliver(struct deliver_session *,
 			    struct delivery_msg *);
 
 /*
@@ -684,7 +681,7 @@ address_ok(const char *addr, bool may_be_empty)
  * for the dialogue, so it is logged at INFO: no second switch is needed.
  */
 static void
-debug_log(struct session *s, const char *dir, const char *data, size_t len)
+debug_log(struct deliver_session *s, const char *dir, const char *data, size_t len)
 {
 	char	line[DELIVER_LOG_LINE];
 
@@ -697,7 +694,7 @@ debug_log(struct session *s, const char *dir, const char *data, size_t len)
 static int
 debug_cb(CURL *curl, curl_infotype type, char *data, size_t size, void *arg)
 {
-	struct session	*s = arg;
+	struct deliver_session	*s = arg;
 	char		 shown[DELIVER_LOG_LINE];
 
 	switch (type) {
@@ -731,7 +728,7 @@ debug_cb(CURL *curl, curl_infotype type, char *data, size_t size, void *arg)
 static size_t
 read_cb(char *buf, size_t size, size_t nitems, void *arg)
 {
-	struct session	*s = arg;
+	struct deliver_session	*s = arg;
 	ssize_t		 n;
 
 	if (s->creds && !s->dlg.authenticated) {
@@ -751,7 +748,7 @@ read_cb(char *buf, size_t size, size_t nitems, void *arg)
 
 /* session_url - smtp[s]://host:port/<EHLO name>, and host:port for logs */
 static int
-session_url(struct session *s, char *err, size_t errlen)
+session_url(struct deliver_session *s, char *err, size_t errlen)
 {
 	const struct account	*acct = s->acct;
 	const char		*ehlo;
@@ -782,7 +779,7 @@ session_url(struct session *s, char *err, size_t errlen)
 
 /* session_options - URL, dialogue, body and timeouts */
 static int
-session_options(struct session *s)
+session_options(struct deliver_session *s)
 {
 	CURL	*c = s->curl;
 	long	 t = curltls_timeout(s->cfg);
@@ -819,7 +816,7 @@ session_options(struct session *s)
 
 /* session_tls - STARTTLS or implicit TLS, versions, verification, CAs */
 static int
-session_tls(struct session *s)
+session_tls(struct deliver_session *s)
 {
 	const struct account	*acct = s->acct;
 	CURL			*c = s->curl;
@@ -839,7 +836,7 @@ session_tls(struct session *s)
 
 /* session_login - user, password and the mechanisms allowed */
 static int
-session_login(struct session *s)
+session_login(struct deliver_session *s)
 {
 	const struct account	*acct = s->acct;
 	CURL			*c = s->curl;
@@ -868,14 +865,14 @@ session_login(struct session *s)
 	return bad ? -1 : 0;
 }
 
-/* session_open - a handle for one batch, created in this process */
-static struct session *
-session_open(const struct config *cfg, const struct account *acct, char *err,
+/* deliver_open - a session for one account; no connection is made yet */
+struct deliver_session *
+deliver_open(const struct config *cfg, const struct account *acct, char *err,
     size_t errlen)
 {
 	const char	*proto = acct->smtpsecurity == SECURITY_SSL ? "smtps" :
 	    "smtp";
-	struct session	*s;
+	struct deliver_session	*s;
 
 	if (!curltls_has(proto)) {
 		snprintf(err, errlen, "libcurl lacks %s support", proto);
@@ -915,14 +912,16 @@ session_open(const struct config *cfg, const struct account *acct, char *err,
 	}
 	return s;
 fail:
-	session_close(s);
+	deliver_close(s);
 	return NULL;
 }
 
-/* session_close - QUIT, then release the handle and the CAs */
-static void
-session_close(struct session *s)
+/* deliver_close - QUIT if connected, then release the handle and the CAs */
+void
+deliver_close(struct deliver_session *s)
 {
+	if (s == NULL)
+		return;
 	if (s->curl != NULL)
 		curl_easy_cleanup(s->curl);
 	curltls_ca_free(s->ca);
@@ -997,7 +996,7 @@ rcpt_unsent(struct delivery_msg *msg, const size_t *map, size_t nmap)
 
 /* attempt_run - one curl_easy_perform for one message */
 static void
-attempt_run(struct session *s, struct delivery_msg *msg,
+attempt_run(struct deliver_session *s, struct delivery_msg *msg,
     struct curl_slist *list, const size_t *map, size_t nmap)
 {
 	curl_off_t	size;
@@ -1040,7 +1039,7 @@ attempt_run(struct session *s, struct delivery_msg *msg,
 
 /* attempt_explain - the reason for recipients without a reply of their own */
 static void
-attempt_explain(struct session *s)
+attempt_explain(struct deliver_session *s)
 {
 	struct deliver_attempt	*a = &s->att;
 	const char		*err = s->errbuf[0] != '\0' ? s->errbuf :
@@ -1067,7 +1066,7 @@ attempt_explain(struct session *s)
 
 /* attempt_explain_connect - why a session did not get as far as MAIL */
 static void
-attempt_explain_connect(struct session *s, const char *err)
+attempt_explain_connect(struct deliver_session *s, const char *err)
 {
 	struct deliver_attempt	*a = &s->att;
 	const char		*what = NULL;
@@ -1140,7 +1139,7 @@ challenge_text(const char *reply, char *out, size_t size)
  * for it, and only an administrator can help.
  */
 static void
-explain_bearer(struct session *s, const char *err)
+explain_bearer(struct deliver_session *s, const char *err)
 {
 	struct deliver_attempt	*a = &s->att;
 	char			 json[DELIVER_CHALLENGE_MAX];
@@ -1181,7 +1180,7 @@ explain_bearer(struct session *s, const char *err)
  * not obtained just now: worth one new token
  */
 static bool
-attempt_token_refused(const struct session *s)
+attempt_token_refused(const struct deliver_session *s)
 {
 	const struct deliver_attempt	*a = &s->att;
 
@@ -1192,7 +1191,7 @@ attempt_token_refused(const struct session *s)
 
 /* session_renew_token - the refused token forgotten, a new one in use */
 static int
-session_renew_token(struct session *s)
+session_renew_token(struct deliver_session *s)
 {
 	char	err[DELIVERY_REPLY_MAX];
 
@@ -1219,7 +1218,7 @@ session_renew_token(struct session *s)
  * accepted: most likely the server had closed it, so nothing went out
  */
 static bool
-attempt_retryable(const struct session *s, const struct delivery_msg *msg)
+attempt_retryable(const struct deliver_session *s, const struct delivery_msg *msg)
 {
 	const struct deliver_attempt	*a = &s->att;
 
@@ -1248,7 +1247,7 @@ attempt_broke_connection(const struct deliver_attempt *a)
 
 /* message_deliver - one message over the session, retried once if stale */
 static void
-message_deliver(struct session *s, struct delivery_msg *msg)
+message_deliver(struct deliver_session *s, struct delivery_msg *msg)
 {
 	struct curl_slist	*list = NULL;
 	int64_t			 start = now_ms();
@@ -1309,30 +1308,25 @@ message_deliver(struct session *s, struct delivery_msg *msg)
 	msg->elapsed_ms = (long)(now_ms() - start);
 }
 
-/* deliver_batch - every message of one account over one session */
-int
-deliver_batch(const struct config *cfg, const struct account *acct,
-    struct delivery_msg *msgs, size_t n, delivery_done_fn done, void *arg)
+/* deliver_send - one message over the session's connection */
+void
+deliver_send(struct deliver_session *s, struct delivery_msg *msg)
 {
-	struct session	*s;
-	char		 err[DELIVERY_REPLY_MAX];
+	message_reset(msg);
+	message_deliver(s, msg);
+}
 
-	for (size_t i = 0; i < n; i++)
-		message_reset(&msgs[i]);
-	s = session_open(cfg, acct, err, sizeof(err));
-	if (s == NULL) {
-		for (size_t i = 0; i < n; i++) {
-			message_fail(&msgs[i], DELIVERY_TEMPFAIL, err);
-			if (done != NULL && !done(&msgs[i], arg))
-				break;
-		}
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		message_deliver(s, &msgs[i]);
-		if (done != NULL && !done(&msgs[i], arg))
-			break;
-	}
-	session_close(s);
-	return 0;
+/* deliver_reusable - may more messages follow: no connection-level failure */
+bool
+deliver_reusable(const struct deliver_session *s)
+{
+	return !s->hold;
+}
+
+/* deliver_fail - the outcome of a message that no session could take */
+void
+deliver_fail(struct delivery_msg *msg, const char *reason)
+{
+	message_reset(msg);
+	message_fail(msg, DELIVERY_TEMPFAIL, reason);
 }

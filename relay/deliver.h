@@ -1,14 +1,15 @@
 /*
- * deliver - one upstream SMTP session for a batch of messages of one
- * account.  The only module that uses libcurl's SMTP client; callers see
- * just this interface (batch in, an outcome per message and recipient out),
- * so retry policy and its tests never depend on libcurl.
+ * deliver - upstream SMTP sessions for the messages of one account.  The
+ * only module that uses libcurl's SMTP client; callers see just this
+ * interface (a message in, an outcome per message and recipient out), so
+ * retry policy and its tests never depend on libcurl.
  *
  *   deliver_global_init()   curl_global_init, once, before any fork
  *   deliver_global_cleanup()
- *   deliver_batch(cfg, acct, msgs, n, done, arg)
- *        Sends every message over one connection (reused between messages,
- *        one TLS handshake and one AUTH): smtp:// for security none/tls
+ *   deliver_open(cfg, acct, err, errlen)
+ *        A session for one account, or NULL with the reason in err (no
+ *        libcurl support, tlscafile unreadable, no OAuth token).  It
+ *        connects on the first message: smtp:// for security none/tls
  *        (STARTTLS required for tls, never a fall-back to plain), smtps://
  *        for ssl.  EHLO name: acct->localhostname, else cfg->hostname.
  *        Certificates are verified (host name or IP, SNI) against the
@@ -16,20 +17,24 @@
  *        With smtpusername set, a session that did not log in never
  *        transmits a message: the attempt fails as temporary.
  *        With smtpauth=xoauth2 the login is AUTH XOAUTH2 as smtpusername
- *        with a token from oauth_access_token() (none: every message
- *        TEMPFAIL with the reason).  A token the server refuses (the 334
- *        error challenge, or a 5xx to AUTH) goes to oauth_token_rejected(),
- *        a new one is fetched once and the message tried once more on a
- *        new connection; refused although just obtained, it is a
- *        configuration problem: TEMPFAIL, logged as such.
- *        Every network wait is bounded by cfg->relaytimeout.
- *        Fills status/code/reply of every recipient and the message fields
- *        below, and calls done(msg, arg) (if given) as soon as a message's
- *        outcome is final, so the caller can settle it at once; done
- *        returning false stops the batch there (the rest stay
- *        DELIVERY_PENDING and are not passed to done).  Returns 0, or -1
- *        only when nothing could be attempted at all (then every message
- *        carries the reason as a temporary failure).
+ *        with a token from oauth_access_token().  A token the server
+ *        refuses (the 334 error challenge, or a 5xx to AUTH) goes to
+ *        oauth_token_rejected(), a new one is fetched once and the message
+ *        tried once more on a new connection; refused although just
+ *        obtained, it is a configuration problem: TEMPFAIL, logged as such.
+ *   deliver_send(session, msg)
+ *        One message over the session's connection (one TLS handshake and
+ *        one AUTH for all of them; a reused connection the server had
+ *        closed is replaced once, before anything was accepted).  Fills
+ *        status/code/reply of every recipient and the message fields
+ *        below.  Every network wait is bounded by cfg->relaytimeout.
+ *   deliver_reusable(session)
+ *        False after a connection-level failure (connect, TLS, greeting,
+ *        AUTH, no login): later messages would fail the same way, so
+ *        deliver_send fails them at once with the same reason.
+ *   deliver_close(session)  QUIT if connected; NULL is fine
+ *   deliver_fail(msg, reason)
+ *        The outcome of a message no session could take: TEMPFAIL.
  *
  * Classification (RFC 5321 reply classes):
  *   recipient accepted and final reply 2xx        -> DELIVERY_DELIVERED
@@ -82,12 +87,16 @@ struct delivery_msg {
 	long			 elapsed_ms;
 };
 
-typedef bool (*delivery_done_fn)(struct delivery_msg *, void *);
+struct deliver_session;
 
 void	deliver_global_init(void);
 void	deliver_global_cleanup(void);
-int	deliver_batch(const struct config *, const struct account *,
-	    struct delivery_msg *, size_t, delivery_done_fn, void *);
+struct deliver_session *deliver_open(const struct config *,
+	    const struct account *, char *, size_t);
+void	deliver_send(struct deliver_session *, struct delivery_msg *);
+bool	deliver_reusable(const struct deliver_session *);
+void	deliver_close(struct deliver_session *);
+void	deliver_fail(struct delivery_msg *, const char *);
 
 /*
  * Internals, declared here for the unit tests (none of it needs curl.h):

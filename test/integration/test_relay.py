@@ -633,6 +633,95 @@ def test_twenty_messages_of_one_account_go_over_one_session(start_upstream, rela
     wait_spool_empty(proxy)
 
 
+LINGER = 5.0    # RELAY_LINGER_MS: an idle courier keeps its connection this long
+
+
+def test_messages_sent_one_after_another_share_one_upstream_connection(
+        start_upstream, relay, pki):
+    # A legacy program sends one message per SMTP session; the relay keeps
+    # the upstream connection (TLS and login done) for the next one.
+    up = start_upstream("starttls", users={USER: PASSWORD})
+    proxy = relay({"default": account(up, pki, smtpusername=USER, smtppassword=PASSWORD)})
+    sent = [message(f"one after another {n}") for n in range(3)]
+    for n, m in enumerate(sent):
+        send_message(proxy.port, SENDER, [RCPT], m)
+        up.wait_for_messages(n + 1)
+    conns = up.connections
+    assert len(conns) == 1, f"{len(conns)} connections for three messages in a row"
+    assert [after_our_received(t.content) for t in conns[0].messages] == sent
+    assert len(conns[0].good_logins) == 1, conns[0].logins
+    assert conns[0].closed is None, "the idle connection was closed at once"
+    wait_spool_empty(proxy)
+
+
+def test_an_idle_upstream_connection_is_ended_with_quit_after_a_few_seconds(
+        start_upstream, relay):
+    up = start_upstream()
+    proxy = relay({"default": account(up)})
+    send_message(proxy.port, SENDER, [RCPT], message("linger"))
+    up.wait_for_messages(1)
+    [conn] = up.connections
+    up.wait_for_closed(conn, timeout=LINGER + 5.0)
+    assert conn.quit, "the idle connection was dropped without QUIT"
+    assert conn.closed - conn.messages[0].at >= LINGER - 1.0, \
+        "the connection was not kept for the next message"
+    send_message(proxy.port, SENDER, [RCPT], message("after the linger"))
+    up.wait_for_messages(2)
+    assert len(up.connections) == 2
+    wait_spool_empty(proxy)
+
+
+def test_a_connection_the_upstream_dropped_while_idle_is_replaced_at_once(
+        start_upstream, relay):
+    up = start_upstream(idle_timeout=1)
+    proxy = relay({"default": account(up)})
+    send_message(proxy.port, SENDER, [RCPT], message("before the drop"))
+    up.wait_for_messages(1)
+    up.wait_for_closed(up.connections[0], timeout=5.0)
+    queue_id = send_message(proxy.port, SENDER, [RCPT], message("after the drop"))
+    [_, second] = up.wait_for_messages(2)
+    assert after_our_received(second.content) == message("after the drop")
+    assert len(up.connections) == 2
+    assert not log_matches(proxy, rf"{re.escape(queue_id)}: deferred"), \
+        "a dropped idle connection cost the next message a retry"
+    wait_spool_empty(proxy)
+
+
+def test_an_idle_courier_makes_way_for_another_account_when_every_place_is_taken(
+        start_upstream, relay):
+    first, second = start_upstream(), start_upstream()
+    proxy = relay({
+        "first@example.com": account(first),
+        "default": account(second),
+    }, relayprocesses=1)
+    send_message(proxy.port, "first@example.com", [RCPT],
+        message("first", sender="first@example.com"))
+    first.wait_for_messages(1)
+    start = time.monotonic()
+    send_message(proxy.port, SENDER, [RCPT], message("second"))
+    second.wait_for_messages(1, timeout=LINGER + 5.0)
+    assert time.monotonic() - start < LINGER - 2.0, \
+        "the second account waited for the first one's idle connection to expire"
+    [conn] = first.connections
+    first.wait_for_closed(conn)
+    assert conn.quit
+    wait_spool_empty(proxy)
+
+
+def test_stop_ends_an_idle_upstream_connection_with_quit_without_waiting(
+        start_upstream, relay):
+    up = start_upstream()
+    proxy = relay({"default": account(up)})
+    send_message(proxy.port, SENDER, [RCPT], message("then stop"))
+    up.wait_for_messages(1)
+    start = time.monotonic()
+    assert proxy.stop() == 0
+    assert time.monotonic() - start < LINGER - 2.0, "stop waited for the idle connection"
+    [conn] = up.connections
+    up.wait_for_closed(conn)
+    assert conn.quit
+
+
 def test_an_upstream_stalling_mid_data_does_not_block_another_account(start_upstream, relay):
     slow, fast = start_upstream(), start_upstream()
     slow.stall_data = 30.0

@@ -18,12 +18,16 @@
                       (release() ends every stall at once)
         on_connect    a callable(Connection) run at the first EHLO of each
                       connection, before the reply (keep it quick)
+        idle_timeout  (constructor) seconds a connection may sit idle before
+                      the server drops it (aiosmtpd's timeout, 300 by default)
         the plain rcpt_replies / data_reply of helpers.Upstream still work
 
   What it records:
         connections   each connection that said EHLO (or AUTH, MAIL): its
-                      EHLO names, TLS, logins, transactions; a connection
-                      that never got that far (a port probe) is not one
+                      EHLO names, TLS, logins, transactions, whether the
+                      client said QUIT and when the connection ended; a
+                      connection that never got that far (a port probe) is
+                      not one
         transactions  every MAIL FROM, with each RCPT and its reply, and the
                       content and reply of its DATA if DATA completed
         messages / attempts / wait_for_messages() as in helpers.Upstream
@@ -104,6 +108,8 @@ class Connection:
     tls: bool = False               # STARTTLS done, or implicit TLS
     logins: list = field(default_factory=list)  # [(mechanism, login, ok)]
     transactions: list = field(default_factory=list)
+    quit: bool = False              # the client said QUIT
+    closed: float = None            # time.time() the connection ended
 
     @property
     def good_logins(self):
@@ -128,6 +134,12 @@ class _TimedSMTP(SMTP):
         if getattr(self, "_upstream_opened", None) is None:
             self._upstream_opened = time.time()
         super().connection_made(transport)
+
+    def connection_lost(self, exc):
+        conn = getattr(self, "_upstream_connection", None)
+        if conn is not None and conn.closed is None:
+            conn.closed = time.time()
+        super().connection_lost(exc)
 
 
 class _Controller(Controller):
@@ -155,6 +167,10 @@ class _ScriptedHandler:
         if not self.up.users:
             responses = [r for r in responses if not r[4:].upper().startswith("AUTH")]
         return responses
+
+    async def handle_QUIT(self, server, session, envelope):
+        self.up._connection(server).quit = True
+        return "221 2.0.0 Bye"
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         conn = self.up._connection(server)
@@ -204,7 +220,8 @@ class ScriptedUpstream(helpers.Upstream):
     """An aiosmtpd upstream with TLS modes, AUTH, scripts and records."""
 
     def __init__(self, security="none", cert=None, users=None,
-            mechanisms=MECHANISMS, hostname="upstream.test", port=None):
+            mechanisms=MECHANISMS, hostname="upstream.test", port=None,
+            idle_timeout=None):
         assert security in SECURITIES, security
         assert security == "none" or cert is not None, "TLS needs cert="
         assert set(mechanisms) <= set(MECHANISMS), mechanisms
@@ -213,6 +230,7 @@ class ScriptedUpstream(helpers.Upstream):
         self.cert = cert
         self.users = dict(users or {})
         self.mechanisms = tuple(mechanisms)
+        self.idle_timeout = idle_timeout
         self.rcpt_script = {}
         self.data_script = []
         self.stall_data = 0.0
@@ -228,6 +246,8 @@ class ScriptedUpstream(helpers.Upstream):
 
     def _start_once(self):
         kwargs = {}
+        if self.idle_timeout is not None:
+            kwargs["timeout"] = self.idle_timeout
         if self.security != "none":
             context = server_tls_context(*_cert_files(self.cert))
             if self.security == "ssl":
@@ -351,6 +371,12 @@ class ScriptedUpstream(helpers.Upstream):
         """wait_for_connections - the first count connections (see connections)"""
         return self.wait_for_records("connections", count, timeout,
             "SMTP connection(s)")
+
+    def wait_for_closed(self, connection, timeout=5.0):
+        """wait_for_closed - until that connection (a Connection) has ended"""
+        return wait_until(lambda: connection.closed, timeout,
+            f"connection {connection.number} to the upstream on port "
+            f"{self.port} to end")
 
     def wait_for_stall(self, timeout=5.0):
         """wait_for_stall - until a DATA is being held back"""
