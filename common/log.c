@@ -105,8 +105,9 @@ rotate_files(void)
 }
 
 /*
- * log_rotate_check - after a write: rotate if the file is too big, or
- * reopen if another process has rotated it already.
+ * log_rotate_check - before a write: rotate if the file is full, or
+ * reopen if another process has rotated it already (the file this process
+ * holds is then full too).
  */
 static void
 log_rotate_check(void)
@@ -239,8 +240,9 @@ log_msg(enum log_level level, const char *fmt, ...)
 		if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
 			line[i] = '?';
 	line[len++] = '\n';
-	(void)write_all(log_target == LOG_TO_FILE ? log_fd : 2, line, len);
+	/* before the write: a file another process rotated is not written */
 	if (log_target == LOG_TO_FILE)
 		log_rotate_check();
+	(void)write_all(log_target == LOG_TO_FILE ? log_fd : 2, line, len);
 	errno = saved_errno;
 }
