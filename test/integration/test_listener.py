@@ -1245,6 +1245,14 @@ def queued_stat(proxy, queue_id):
     raise AssertionError(f"{queue_id} kept moving")
 
 
+def held_in_spool(proxy, upstream, sent):
+    """held_in_spool - send a message the upstream defers; (inode, bytes)
+    of its spool file"""
+    upstream.data_reply = "451 4.3.0 try again later"
+    queue_id = helpers.send_message(proxy.port, SENDER, [RCPT], sent)
+    return queued_stat(proxy, queue_id)
+
+
 def test_short_message_reuses_a_long_ones_file_and_keeps_only_its_own_bytes(
         make_proxy, upstream):
     proxy = make_proxy(config=RETRY_SOON)
@@ -1253,10 +1261,8 @@ def test_short_message_reuses_a_long_ones_file_and_keeps_only_its_own_bytes(
     [got] = upstream.wait_for_messages(1)
     assert after_our_received(got.content) == long
     freed = a_free_file(proxy)
-    upstream.data_reply = "451 4.3.0 try again later"   # keep it spooled
     short = message("short one")
-    queue_id = helpers.send_message(proxy.port, SENDER, [RCPT], short)
-    inode, content = queued_stat(proxy, queue_id)
+    inode, content = held_in_spool(proxy, upstream, short)
     assert inode == freed
     assert content.endswith(b"\r\n" + short) and len(content) < 1000, content[-200:]
     upstream.data_reply = None
@@ -1302,10 +1308,8 @@ def test_free_files_of_a_previous_run_are_reused(make_proxy, upstream):
     left.chmod(0o600)
     freed = left.stat().st_ino
     proxy.start()
-    upstream.data_reply = "451 4.3.0 try again later"   # keep it spooled
     sent = message("after a restart")
-    queue_id = helpers.send_message(proxy.port, SENDER, [RCPT], sent)
-    inode, content = queued_stat(proxy, queue_id)
+    inode, content = held_in_spool(proxy, upstream, sent)
     assert inode == freed
     assert content.endswith(b"\r\n" + sent) and b"older" not in content
     assert proxy.free_names() == []
