@@ -371,15 +371,16 @@ free_count_down(int32_t *count)
 /*
  * free_refill - remember up to SPOOL_RECYCLE_CACHE free names from one walk
  * of tmp/.  Name number i lands in slot i % SPOOL_RECYCLE_CACHE until i
- * reaches this process's offset plus the cache size, so each process keeps
- * another window of a large pool and starts at another name of a small
- * one: concurrent listeners seldom reach for the same file.
+ * reaches an offset (from the pid and the queue ID counter) plus the cache
+ * size, so each process keeps another window of a large pool and starts at
+ * another name of a small one: concurrent listeners seldom reach for the
+ * same file.
  */
 static size_t
 free_refill(struct spool *sp)
 {
-	size_t		 offset = (size_t)getpid() * SPOOL_FREE_SPREAD %
-	    SPOOL_RECYCLE_MAX, seen = 0;
+	size_t		 offset = ((size_t)getpid() + sp->seq) *
+	    SPOOL_FREE_SPREAD % SPOOL_RECYCLE_MAX, seen = 0;
 	DIR		*dir;
 	struct dirent	*de;
 
@@ -410,8 +411,9 @@ free_refill(struct spool *sp)
 /*
  * free_rename - move one free file to path, which must not exist; -1 if
  * none could be moved.  Other processes take from the same pool: a name
- * that has gone (ENOENT) was taken by one of them, so try the next, and
- * walk tmp/ again at most once.
+ * that has gone (ENOENT) was taken by one of them.  Then the names this
+ * process remembered are likely gone too, so it walks tmp/ again (once a
+ * call) and tries the names of that walk one after the other.
  */
 static int
 free_rename(struct spool *sp, const char *path)
@@ -433,8 +435,11 @@ free_rename(struct spool *sp, const char *path)
 		free(from);
 		if (rc < 0 && errno != ENOENT)
 			break;
-		sp->free_next = (sp->free_next + 1) % sp->free_cached;
-		sp->free_left--;
+		if (rc == 0 || walked) {
+			sp->free_next = (sp->free_next + 1) % sp->free_cached;
+			sp->free_left--;
+		} else
+			sp->free_left = 0;
 		if (rc == 0)
 			return 0;
 	}
