@@ -481,6 +481,10 @@ free_take(struct spool *sp, const char *id)
  * free_put - keep a delivered file as tmp/free.<id>, if it is small and
  * the pool has room; -1: unlink it instead.  The count goes up before the
  * rename, so that processes freeing files at once never overfill the pool.
+ * A file with another name is never reused: after a crash on a file system
+ * without a journal, a name whose removal never reached the disk can point
+ * at a file since reused, and fsck makes the two names links of one file;
+ * writing a new message into it would overwrite the other one.
  */
 static int
 free_put(struct spool *sp, const char *path, const char *id)
@@ -493,7 +497,7 @@ free_put(struct spool *sp, const char *path, const char *id)
 	    __atomic_load_n(sp->free_count, __ATOMIC_RELAXED) >=
 	    SPOOL_RECYCLE_MAX)
 		return -1;
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
 	    st.st_size > SPOOL_RECYCLE_SIZE)
 		return -1;
 	if (__atomic_add_fetch(sp->free_count, 1, __ATOMIC_RELAXED) >

@@ -614,6 +614,29 @@ START_TEST(test_file_of_exactly_the_recycle_size_is_kept)
 }
 END_TEST
 
+START_TEST(test_file_with_a_second_name_is_unlinked_not_reused)
+{
+	char			 id[SPOOL_ID_MAX];
+	struct spool_entry	 e;
+	char			*path, *other;
+	struct stat		 st;
+
+	queue_one(sample, id);
+	ck_assert_int_eq(spool_find(&sp, id, &e), 0);
+	ck_assert_int_eq(spool_claim(&sp, &e), 0);
+	path = spool_path(&sp, &e);
+	other = xasprintf("%s/1.M1P1Q1.same", sp.cur);
+	ck_assert_int_eq(link(path, other), 0);
+	ck_assert_int_eq(spool_done(&sp, &e), 0);
+	ck_assert_int_eq(count_free(), 0);
+	ck_assert_int_eq(free_count, 0);
+	ck_assert_int_eq(stat(other, &st), 0);
+	ck_assert_int_eq(st.st_nlink, 1);
+	free(path);
+	free(other);
+}
+END_TEST
+
 START_TEST(test_full_pool_unlinks_the_delivered_file)
 {
 	char	id[SPOOL_ID_MAX];
@@ -871,6 +894,7 @@ recycle_case(void)
 	tcase_add_test(tc, test_rewrite_into_a_longer_free_file_keeps_only_the_copy);
 	tcase_add_test(tc, test_file_over_the_recycle_size_is_unlinked);
 	tcase_add_test(tc, test_file_of_exactly_the_recycle_size_is_kept);
+	tcase_add_test(tc, test_file_with_a_second_name_is_unlinked_not_reused);
 	tcase_add_test(tc, test_full_pool_unlinks_the_delivered_file);
 	tcase_add_test(tc, test_pool_below_its_limit_takes_one_more);
 	tcase_add_test(tc,
