@@ -32,8 +32,10 @@
  *
  * Writer side (listener):
  *   spool_open(sp, msgdir, create)   open (and with create, make) the folders
- *   spool_create(sp, msg)            new tmp/ file; msg->id, msg->fd
- *   spool_commit(sp, msg)            fsync file, rename into new/, fsync new/;
+ *   spool_create(sp, msg)            tmp/ file, new or reused; msg->id,
+ *                                    msg->fd, msg->recycled
+ *   spool_commit(sp, msg)            fsync file (a reused one cut first),
+ *                                    rename into new/, fsync new/;
  *                                    on failure the tmp file is removed
  *   spool_abort(sp, msg)             drop the tmp file
  *   spool_trigger(sp)                wake the relay for new/ (never blocks)
