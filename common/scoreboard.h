@@ -16,7 +16,9 @@
  *                                        process inherited (no-op without one)
  *
  * Counters are since the master started.  Every field is written by one
- * side and read with atomic operations, so no lock is needed.
+ * side and read with atomic operations, so no lock is needed.  spool_free
+ * is the exception: it belongs to the spool (spool_recycle), which every
+ * process changes with atomic read-modify-write operations.
  */
 #ifndef SMTPPROXY_SCOREBOARD_H
 #define SMTPPROXY_SCOREBOARD_H
@@ -61,6 +63,7 @@ struct scoreboard_header {
 	int32_t		nslots;
 	int32_t		processes;	/* configured pool bounds */
 	int32_t		maxprocesses;
+	int32_t		spool_free;	/* tmp/free.* files, approximate */
 	uint64_t	counters[STAT_COUNTERS];
 };
 

@@ -5,6 +5,11 @@
  * renamed from tmp/ into new/ and new/ itself is fsynced.  Every later step
  * (claim, defer, rewrite, fail) is a rename, so a crash at any point leaves
  * the message in exactly one folder, never in none.
+ *
+ * Recycling rule: a free file is only ever renamed, by whoever wins the
+ * rename; the shared count is a hint of how many there are, raised before
+ * a file is freed and lowered after one is taken, so it errs high, and the
+ * hourly walk of tmp/ sets it to what is there.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -24,6 +29,8 @@
 
 #define SPOOL_INFO_SEP		":1,"
 #define SPOOL_COPY_BUF		65536
+#define SPOOL_CREATE_TRIES	100
+#define SPOOL_FREE_SPREAD	37	/* odd: spreads pids over the pool */
 
 static void	spool_set_host(struct spool *);
 static int	spool_mkdir(const char *);
@@ -35,6 +42,14 @@ static char	*note_path(const struct spool *, const struct spool_entry *);
 static void	 drop_note(struct spool *, const struct spool_entry *);
 static int	spool_move(struct spool *, struct spool_entry *,
 		    struct spool_entry *);
+static bool	is_free_name(const char *);
+static bool	is_free_file(const struct dirent *);
+static void	free_count_down(int32_t *);
+static size_t	free_refill(struct spool *);
+static int	free_rename(struct spool *, const char *);
+static int	free_take(struct spool *, const char *);
+static int	free_put(struct spool *, const char *, const char *);
+static int	msg_sync(const struct spool_msg *);
 
 /* spool_set_host - maildir host part: hostname with '/' and ':' escaped */
 static void
@@ -117,22 +132,39 @@ spool_close(struct spool *sp)
 	free(sp->defer);
 	free(sp->trigger);
 	free(sp->status);
+	free(sp->free_names);
 	memset(sp, 0, sizeof(*sp));
 	sp->trigger_wfd = -1;
 }
 
-/* spool_create - open a new, exclusive file in tmp/ under a fresh queue ID */
+/* spool_new_id - a fresh queue ID */
+static void
+spool_new_id(struct spool *sp, struct spool_msg *msg)
+{
+	struct timeval	tv;
+
+	gettimeofday(&tv, NULL);
+	snprintf(msg->id, sizeof(msg->id), "%lld.M%06ldP%ldQ%lu.%s",
+	    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+	    ++sp->seq, sp->host);
+}
+
+/*
+ * spool_create - open an exclusive file in tmp/ under a fresh queue ID: a
+ * recycled one if there is one to take, else a new one
+ */
 int
 spool_create(struct spool *sp, struct spool_msg *msg)
 {
-	struct timeval	 tv;
-	char		*path;
+	char	*path;
 
-	for (int tries = 0; tries < 100; tries++) {
-		gettimeofday(&tv, NULL);
-		snprintf(msg->id, sizeof(msg->id), "%lld.M%06ldP%ldQ%lu.%s",
-		    (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-		    ++sp->seq, sp->host);
+	msg->recycled = false;
+	for (int tries = 0; tries < SPOOL_CREATE_TRIES; tries++) {
+		spool_new_id(sp, msg);
+		if ((msg->fd = free_take(sp, msg->id)) >= 0) {
+			msg->recycled = true;
+			return 0;
+		}
 		path = xasprintf("%s/%s", sp->tmp, msg->id);
 		msg->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600);
@@ -155,7 +187,7 @@ spool_commit(struct spool *sp, struct spool_msg *msg)
 
 	from = xasprintf("%s/%s", sp->tmp, msg->id);
 	to = xasprintf("%s/%s", sp->new, msg->id);
-	if (fsync(msg->fd) < 0) {
+	if (msg_sync(msg) < 0) {
 		saved = errno;
 		close(msg->fd);
 		goto fail_tmp;
@@ -235,7 +267,27 @@ spool_trigger_due(struct spool *sp)
 	trigger_write(sp, SPOOL_WAKE_DUE);
 }
 
-/* spool_clean_tmp - remove tmp/ left-overs older than maildir's 36 hours */
+/*
+ * tmp_used - when a tmp/ file was last in use.  A message being received:
+ * its last write (maildir's rule; spool_create touches a file it takes for
+ * reuse).  A free file: when it was freed, the change time that its rename
+ * into free.* set.
+ */
+static time_t
+tmp_used(const char *name, const struct stat *st)
+{
+	if (is_free_name(name) && st->st_ctime > st->st_mtime)
+		return st->st_ctime;
+	return st->st_mtime;
+}
+
+/*
+ * spool_clean_tmp - remove tmp/ left-overs older than maildir's 36 hours,
+ * and free files unused that long, so delivered mail does not linger.  The
+ * count of free files becomes the number this walk leaves: that also mends
+ * a count gone wrong (a process killed between taking a file and counting
+ * it, free files removed by hand).
+ */
 int
 spool_clean_tmp(struct spool *sp, time_t now)
 {
@@ -243,6 +295,7 @@ spool_clean_tmp(struct spool *sp, time_t now)
 	struct dirent	*de;
 	struct stat	 st;
 	int		 removed = 0;
+	int32_t		 kept = 0;
 
 	if ((dir = opendir(sp->tmp)) == NULL)
 		return -1;
@@ -251,12 +304,229 @@ spool_clean_tmp(struct spool *sp, time_t now)
 			continue;
 		if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (now - st.st_mtime > SPOOL_TMP_MAX_AGE &&
-		    unlinkat(dirfd(dir), de->d_name, 0) == 0)
+		if (now - tmp_used(de->d_name, &st) <= SPOOL_TMP_MAX_AGE) {
+			kept += is_free_name(de->d_name);
+			continue;
+		}
+		if (unlinkat(dirfd(dir), de->d_name, 0) == 0)
 			removed++;
 	}
 	closedir(dir);
+	if (sp->free_count != NULL)
+		__atomic_store_n(sp->free_count, kept, __ATOMIC_RELAXED);
 	return removed;
+}
+
+/*
+ * spool_recycle - recycle delivered files from now on, counting them in
+ * *count, which every process forked later shares.  Free files a previous
+ * run left are counted, not removed: they are files like any other of the
+ * queue, reusing them spares the inodes this is all about, and the 36 hour
+ * rule removes them if they stay unused.
+ */
+int
+spool_recycle(struct spool *sp, int32_t *count)
+{
+	DIR		*dir;
+	struct dirent	*de;
+	int32_t		 n = 0;
+
+	if ((dir = opendir(sp->tmp)) == NULL)
+		return -1;
+	while ((de = readdir(dir)) != NULL)
+		if (is_free_file(de))
+			n++;
+	closedir(dir);
+	__atomic_store_n(count, n, __ATOMIC_RELAXED);
+	sp->free_count = count;
+	return 0;
+}
+
+/* is_free_name - tmp/free.<ID>: a delivered file waiting for reuse */
+static bool
+is_free_name(const char *name)
+{
+	return strncmp(name, SPOOL_FREE_PREFIX, strlen(SPOOL_FREE_PREFIX)) == 0;
+}
+
+/* is_free_file - a directory entry that is a free file */
+static bool
+is_free_file(const struct dirent *de)
+{
+	return (de->d_type == DT_REG || de->d_type == DT_UNKNOWN) &&
+	    is_free_name(de->d_name);
+}
+
+/* free_count_down - one free file fewer; the count never goes below 0 */
+static void
+free_count_down(int32_t *count)
+{
+	int32_t	n = __atomic_load_n(count, __ATOMIC_RELAXED);
+
+	while (n > 0 && !__atomic_compare_exchange_n(count, &n, n - 1, false,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
+
+/*
+ * free_refill - remember up to SPOOL_RECYCLE_CACHE free names from one walk
+ * of tmp/.  Name number i lands in slot i % SPOOL_RECYCLE_CACHE until i
+ * reaches an offset (from the pid and the queue ID counter) plus the cache
+ * size, so each process keeps another window of a large pool and starts at
+ * another name of a small one: concurrent listeners seldom reach for the
+ * same file.
+ */
+static size_t
+free_refill(struct spool *sp)
+{
+	size_t		 offset = ((size_t)getpid() + sp->seq) *
+	    SPOOL_FREE_SPREAD % SPOOL_RECYCLE_MAX, seen = 0;
+	DIR		*dir;
+	struct dirent	*de;
+
+	sp->free_left = 0;
+	if (sp->free_names == NULL)
+		sp->free_names = xcalloc(SPOOL_RECYCLE_CACHE,
+		    sizeof(*sp->free_names));
+	if ((dir = opendir(sp->tmp)) == NULL)
+		return 0;
+	while (seen < offset + SPOOL_RECYCLE_CACHE &&
+	    (de = readdir(dir)) != NULL) {
+		if (!is_free_file(de))
+			continue;
+		strlcpy_s(sp->free_names[seen % SPOOL_RECYCLE_CACHE],
+		    de->d_name, sizeof(*sp->free_names));
+		seen++;
+	}
+	closedir(dir);
+	if (seen == 0)
+		return 0;
+	sp->free_cached = seen < SPOOL_RECYCLE_CACHE ? seen :
+	    SPOOL_RECYCLE_CACHE;
+	sp->free_left = sp->free_cached;
+	sp->free_next = offset % sp->free_cached;
+	return sp->free_cached;
+}
+
+/*
+ * free_rename - move one free file to path, which must not exist; -1 if
+ * none could be moved.  Other processes take from the same pool: a name
+ * that has gone (ENOENT) was taken by one of them.  Then the names this
+ * process remembered are likely gone too, so it walks tmp/ again (once a
+ * call) and tries the names of that walk one after the other.
+ */
+static int
+free_rename(struct spool *sp, const char *path)
+{
+	bool	 walked = false;
+	char	*from;
+	int	 rc;
+
+	for (;;) {
+		if (sp->free_left == 0) {
+			if (walked || free_refill(sp) == 0)
+				return -1;
+			walked = true;
+		}
+		from = xasprintf("%s/%s", sp->tmp,
+		    sp->free_names[sp->free_next]);
+		rc = renameat2(AT_FDCWD, from, AT_FDCWD, path,
+		    RENAME_NOREPLACE);
+		free(from);
+		if (rc < 0 && errno != ENOENT)
+			break;
+		if (rc == 0 || walked) {
+			sp->free_next = (sp->free_next + 1) % sp->free_cached;
+			sp->free_left--;
+		} else
+			sp->free_left = 0;
+		if (rc == 0)
+			return 0;
+	}
+	/* A file system without RENAME_NOREPLACE: stop trying here. */
+	if (errno == EINVAL)
+		sp->free_count = NULL;
+	return -1;
+}
+
+/*
+ * free_take - a free file renamed to tmp/<id>, open for writing from its
+ * first byte (not truncated: spool_commit cuts it); -1 if there is none.
+ * Its times are set to now, or the 36 hour rule could take the mtime of
+ * the message it held for that of one being received.
+ */
+static int
+free_take(struct spool *sp, const char *id)
+{
+	char	*path;
+	int	 fd = -1;
+
+	if (sp->free_count == NULL ||
+	    __atomic_load_n(sp->free_count, __ATOMIC_RELAXED) <= 0)
+		return -1;
+	path = xasprintf("%s/%s", sp->tmp, id);
+	if (free_rename(sp, path) == 0) {
+		free_count_down(sp->free_count);
+		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0)
+			(void)futimens(fd, NULL);
+		else
+			(void)unlink(path);
+	}
+	free(path);
+	return fd;
+}
+
+/*
+ * free_put - keep a delivered file as tmp/free.<id>, if it is small and
+ * the pool has room; -1: unlink it instead.  The count goes up before the
+ * rename, so that processes freeing files at once never overfill the pool.
+ * A file with another name is never reused: after a crash on a file system
+ * without a journal, a name whose removal never reached the disk can point
+ * at a file since reused, and fsck makes the two names links of one file;
+ * writing a new message into it would overwrite the other one.
+ */
+static int
+free_put(struct spool *sp, const char *path, const char *id)
+{
+	struct stat	 st;
+	char		*to;
+	int		 rc;
+
+	if (sp->free_count == NULL ||
+	    __atomic_load_n(sp->free_count, __ATOMIC_RELAXED) >=
+	    SPOOL_RECYCLE_MAX)
+		return -1;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    st.st_size > SPOOL_RECYCLE_SIZE)
+		return -1;
+	if (__atomic_add_fetch(sp->free_count, 1, __ATOMIC_RELAXED) >
+	    SPOOL_RECYCLE_MAX) {
+		free_count_down(sp->free_count);
+		return -1;
+	}
+	to = xasprintf("%s/" SPOOL_FREE_PREFIX "%s", sp->tmp, id);
+	if ((rc = rename(path, to)) < 0)
+		free_count_down(sp->free_count);
+	free(to);
+	return rc;
+}
+
+/*
+ * msg_sync - make a written file durable; a recycled one is first cut at
+ * the bytes written, so nothing of the message it held before survives
+ */
+static int
+msg_sync(const struct spool_msg *msg)
+{
+	off_t	end;
+
+	if (msg->recycled) {
+		if ((end = lseek(msg->fd, 0, SEEK_CUR)) < 0 ||
+		    ftruncate(msg->fd, end) < 0)
+			return -1;
+	}
+	return fsync(msg->fd);
 }
 
 /* spool_trigger_fd - the relay's read end of the wake-up FIFO */
@@ -621,13 +891,20 @@ spool_note(struct spool *sp, const struct spool_entry *e, const char *reason)
 	return rc;
 }
 
-/* spool_done - a delivered message leaves the spool */
+/*
+ * spool_done - a delivered message leaves the queue: kept in tmp/ for
+ * reuse, or unlinked.  Its defer note goes whatever its attempts say: a
+ * crash between moving to failed/ and dropping the note can leave one
+ * behind a message that smtpproxyctl then requeues with no attempts.
+ */
 int
 spool_done(struct spool *sp, const struct spool_entry *e)
 {
 	char	*path = spool_path(sp, e);
-	int	 rc = unlink(path);
+	int	 rc = 0;
 
+	if (free_put(sp, path, e->id) < 0)
+		rc = unlink(path);
 	free(path);
 	drop_note(sp, e);
 	return rc;
@@ -791,7 +1068,7 @@ spool_rewrite_rcpts(struct spool *sp, struct spool_entry *e,
 	if (rc == 0)
 		rc = copy_range(in, env->body_offset, copy.fd);
 	if (rc == 0)
-		rc = fsync(copy.fd);
+		rc = msg_sync(&copy);
 	saved = errno;
 	close(copy.fd);
 	dst = xasprintf("%s/%s", sp->tmp, copy.id);

@@ -2,7 +2,8 @@
  * spool - the maildir-style queue: the only module that names spool paths
  * and renames spool files.
  *
- *   msgdir/tmp      messages being received (left-overs older than 36 h go)
+ *   msgdir/tmp      messages being received (left-overs older than 36 h go),
+ *                   and free.<ID>: delivered files kept for reuse
  *   msgdir/new      accepted, durable, not yet seen by the relay
  *   msgdir/cur      claimed by the relay; retry state in the name's info part
  *   msgdir/failed   permanently failed, each with a "<name>.reason" beside it
@@ -20,16 +21,30 @@
  * Queue IDs follow maildir: <sec>.M<usec>P<pid>Q<n>.<host>.  In cur/ the
  * name carries ":1,A<attempts>,T<next attempt>,S<first seen>".
  *
+ * Recycling: creating a file costs the file system an inode, and on ext4
+ * without a journal finding a free inode gets slower with every recently
+ * deleted one.  So with a shared counter (spool_recycle) a delivered file
+ * of at most SPOOL_RECYCLE_SIZE bytes becomes tmp/free.<ID> instead of
+ * being unlinked, up to SPOOL_RECYCLE_MAX of them, and spool_create renames
+ * one of those to the new ID and overwrites it in place; spool_commit cuts
+ * it at the bytes written.  Without the counter (smtpproxyctl, tests)
+ * nothing is recycled.  A free file idle for 36 hours is removed.
+ *
  * Writer side (listener):
  *   spool_open(sp, msgdir, create)   open (and with create, make) the folders
- *   spool_create(sp, msg)            new tmp/ file; msg->id, msg->fd
- *   spool_commit(sp, msg)            fsync file, rename into new/, fsync new/;
+ *   spool_create(sp, msg)            tmp/ file, new or reused; msg->id,
+ *                                    msg->fd, msg->recycled
+ *   spool_commit(sp, msg)            fsync file (a reused one cut first),
+ *                                    rename into new/, fsync new/;
  *                                    on failure the tmp file is removed
  *   spool_abort(sp, msg)             drop the tmp file
  *   spool_trigger(sp)                wake the relay for new/ (never blocks)
  *   spool_trigger_due(sp)            wake it for cur/ too: something was
  *                                    made due (smtpproxyctl flush, retry)
  *   spool_clean_tmp(sp, now)         remove tmp/ files older than 36 hours
+ *                                    and free files idle that long
+ *   spool_recycle(sp, counter)       master: share counter (count the free
+ *                                    files there are) and recycle from now on
  *
  * Relay side:
  *   spool_trigger_fd(sp)             read end of the FIFO, non-blocking
@@ -40,7 +55,7 @@
  *   spool_defer(sp, entry, attempts, next)  rename within cur/ with new state
  *   spool_note(sp, entry, reason)    remember why the last attempt failed
  *                                    (informational: not fsynced)
- *   spool_done(sp, entry)            delivered: unlink
+ *   spool_done(sp, entry)            delivered: recycle or unlink
  *   spool_fail(sp, entry, reason)    move to failed/ with a reason file
  *   spool_envelope_read(fd, env)     parse the leading envelope lines
  *   spool_envelope_free(env)
@@ -64,6 +79,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -71,6 +87,10 @@
 #define SPOOL_NAME_MAX		(SPOOL_ID_MAX + 64)
 #define SPOOL_TMP_MAX_AGE	(36 * 3600)
 #define SPOOL_ENVELOPE_LINE_MAX	1024
+#define SPOOL_RECYCLE_SIZE	(256 * 1024)	/* larger files are unlinked */
+#define SPOOL_RECYCLE_MAX	128	/* free files in tmp/ at most */
+#define SPOOL_RECYCLE_CACHE	32	/* free names one process remembers */
+#define SPOOL_FREE_PREFIX	"free."	/* tmp/free.<ID>: a recycled file */
 
 #define ENVELOPE_FROM_HEADER	"X-Envelope-From: "
 #define ENVELOPE_TO_HEADER	"X-Envelope-To: "
@@ -84,11 +104,17 @@ struct spool {
 	int	 trigger_wfd;		/* writer end, opened lazily */
 	char	 host[64];		/* maildir host part */
 	unsigned long seq;		/* Q<n> counter of this process */
+	int32_t	*free_count;		/* shared; NULL: recycle nothing */
+	char	(*free_names)[SPOOL_NAME_MAX];	/* this process's cache */
+	size_t	 free_left;		/* names not yet tried */
+	size_t	 free_next;		/* the next one to try */
+	size_t	 free_cached;		/* names in the cache */
 };
 
 struct spool_msg {
 	char	 id[SPOOL_ID_MAX];
 	int	 fd;
+	bool	 recycled;		/* an older file: cut it at commit */
 };
 
 enum spool_state {
@@ -124,6 +150,7 @@ void	 spool_abort(struct spool *, struct spool_msg *);
 void	 spool_trigger(struct spool *);
 void	 spool_trigger_due(struct spool *);
 int	 spool_clean_tmp(struct spool *, time_t);
+int	 spool_recycle(struct spool *, int32_t *);
 
 int	 spool_trigger_fd(struct spool *);
 int	 spool_scan(struct spool *, time_t, spool_scan_fn, void *, time_t *);

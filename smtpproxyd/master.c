@@ -661,6 +661,10 @@ master_run(struct config **cfgp, int *fds, size_t nfds, struct spool *sp,
 		return 3;
 	}
 	(void)priv_chown(priv, sp->status);
+	/* Before any child is forked: they all share the count. */
+	if (spool_recycle(sp, &m.sb.hdr->spool_free) < 0)
+		log_warning("not recycling spool files: cannot read %s: %s",
+		    sp->tmp, strerror(errno));
 	m.sb.hdr->processes = cfg->processes;
 	m.sb.hdr->maxprocesses = cfg->maxprocesses;
 	parse_allow(&m);

@@ -41,6 +41,7 @@ STOP_TIMEOUT = 10.0     # daemon: from SIGTERM to its exit
 CLIENT_TIMEOUT = 10.0       # any single socket operation of a client
 
 QUEUED_RE = re.compile(r"^2\.0\.0 Ok: queued as (\S+)$")
+FREE_PREFIX = "free."      # tmp/free.<ID>: a delivered file kept for reuse
 PORT_TRIES = 3          # a port found free can be taken before we bind it
 
 
@@ -446,11 +447,20 @@ class Daemon:
             return "(no log file)"
 
     def spool_names(self, folder):
-        """spool_names - file names in msgdir/<folder>, sorted"""
+        """spool_names - file names in msgdir/<folder>, sorted; not the
+        delivered files tmp/ keeps for reuse (free_names)"""
         d = self.msgdir / folder
         if not d.is_dir():
             return []
-        return sorted(p.name for p in d.iterdir() if p.is_file())
+        return sorted(p.name for p in d.iterdir()
+                      if p.is_file() and not p.name.startswith(FREE_PREFIX))
+
+    def free_names(self):
+        """free_names - the delivered files kept for reuse: tmp/free.*"""
+        d = self.msgdir / "tmp"
+        if not d.is_dir():
+            return []
+        return sorted(p.name for p in d.glob(FREE_PREFIX + "*"))
 
     def queued(self):
         """queued - (folder, name) of every message in new/ and cur/"""

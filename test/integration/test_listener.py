@@ -1210,3 +1210,106 @@ def test_tmp_files_younger_than_36_hours_are_kept(make_proxy):
     proxy.start()
     time.sleep(NOTHING_MORE)
     assert young.exists()
+
+
+# ---------------------------------------------------------------- recycling
+
+RECYCLE_MAX = header_constant("common/spool.h", "SPOOL_RECYCLE_MAX")
+RETRY_SOON = {"sleeptime": 1, "retrymin": 1, "retrymax": 1}
+
+
+def after_our_received(content):
+    """after_our_received - what the upstream got, our Received: field off"""
+    fields, rest = helpers.split_header(content)
+    assert helpers.field_name(fields[0]) == b"received", fields[0]
+    return b"".join(fields[1:]) + rest
+
+
+def a_free_file(proxy):
+    """a_free_file - the inode of one of tmp/free.*, once there is one"""
+    names = wait_until(proxy.free_names, QUICK, "a free file in tmp/")
+    return (proxy.msgdir / "tmp" / names[0]).stat().st_ino
+
+
+def queued_stat(proxy, queue_id):
+    """queued_stat - (inode, bytes) of queue_id's spool file, which the
+    relay may rename between finding and reading it"""
+    for _ in range(20):
+        content = proxy.read_queued(queue_id)
+        path = proxy.find_queued(queue_id)
+        assert content is not None and path is not None, proxy.queued()
+        try:
+            return path.stat().st_ino, content
+        except FileNotFoundError:
+            continue
+    raise AssertionError(f"{queue_id} kept moving")
+
+
+def held_in_spool(proxy, upstream, sent):
+    """held_in_spool - send a message the upstream defers; (inode, bytes)
+    of its spool file"""
+    upstream.data_reply = "451 4.3.0 try again later"
+    queue_id = helpers.send_message(proxy.port, SENDER, [RCPT], sent)
+    return queued_stat(proxy, queue_id)
+
+
+def test_short_message_reuses_a_long_ones_file_and_keeps_only_its_own_bytes(
+        make_proxy, upstream):
+    proxy = make_proxy(config=RETRY_SOON)
+    long = message_of_size("long one", 100_000)
+    helpers.send_message(proxy.port, SENDER, [RCPT], long)
+    [got] = upstream.wait_for_messages(1)
+    assert after_our_received(got.content) == long
+    freed = a_free_file(proxy)
+    short = message("short one")
+    inode, content = held_in_spool(proxy, upstream, short)
+    assert inode == freed
+    assert content.endswith(b"\r\n" + short) and len(content) < 1000, content[-200:]
+    upstream.data_reply = None
+    second = upstream.wait_for_messages(2)[1]
+    assert after_our_received(second.content) == short
+
+
+def test_a_long_message_then_ever_shorter_ones_arrive_byte_exact(proxy, upstream):
+    sent = [message_of_size("long", 200_000)] + [
+        message_of_size(f"short {i}", 3000 - 80 * i) for i in range(30)]
+    for i, msg in enumerate(sent):
+        if i > 0:
+            a_free_file(proxy)      # the one before is there to be reused
+        helpers.send_message(proxy.port, SENDER, [RCPT], msg)
+        upstream.wait_for_messages(i + 1)
+    assert [after_our_received(g.content) for g in upstream.messages] == sent
+
+
+def test_a_burst_leaves_no_more_free_files_than_the_pool_limit(make_proxy, upstream):
+    proxy = make_proxy(config=RETRY_SOON)
+    upstream.stop()         # all of them queued at once, then delivered
+    count = RECYCLE_MAX + 30
+    client = helpers.smtp_client(proxy.port)
+    try:
+        for i in range(count):
+            client.sendmail(SENDER, [RCPT], message(f"burst {i}"))
+    finally:
+        client.quit()
+    upstream.start()
+    upstream.wait_for_messages(count, timeout=60)
+    wait_until(lambda: not proxy.queued(), 10, "an empty queue")
+    time.sleep(NOTHING_MORE)
+    assert len(proxy.free_names()) == RECYCLE_MAX
+    assert proxy.spool_names("tmp") == []
+
+
+def test_free_files_of_a_previous_run_are_reused(make_proxy, upstream):
+    proxy = make_proxy(config=RETRY_SOON, start=False)
+    tmp = proxy.msgdir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    left = tmp / "free.1.M1P1Q1.earlier"
+    left.write_bytes(b"an older message\r\n" * 1000)
+    left.chmod(0o600)
+    freed = left.stat().st_ino
+    proxy.start()
+    sent = message("after a restart")
+    inode, content = held_in_spool(proxy, upstream, sent)
+    assert inode == freed
+    assert content.endswith(b"\r\n" + sent) and b"older" not in content
+    assert proxy.free_names() == []

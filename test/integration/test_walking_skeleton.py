@@ -232,7 +232,7 @@ def test_data_reply_names_the_queue_id_of_the_spooled_file(proxy, upstream):
     content = proxy.read_queued(queue_id)
     assert content is not None, f"{queue_id} not in new/ or cur/: {proxy.queued()}"
     assert sent in content
-    assert not list((proxy.msgdir / "tmp").iterdir())
+    assert proxy.spool_names("tmp") == []
 
 
 def test_temporary_failure_at_data_keeps_the_message_until_the_upstream_accepts(make_proxy, upstream):

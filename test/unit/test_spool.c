@@ -1,6 +1,7 @@
 /*
- * test_spool - queue IDs, durable commit, claim, defer, fail, rewrite and
- * the envelope lines, on a real temporary folder.
+ * test_spool - queue IDs, durable commit, claim, defer, fail, rewrite, the
+ * envelope lines and the recycling of delivered files, on a real temporary
+ * folder.
  */
 #include <check.h>
 #include <dirent.h>
@@ -10,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "spool.h"
@@ -18,6 +22,11 @@
 
 static char		 dir[PATH_MAX];
 static struct spool	 sp;
+static int32_t		 free_count;	/* the scoreboard's, in the daemon */
+
+static const char	sample[] = "X-Envelope-From: <a@b.example>\r\n"
+    "X-Envelope-To: <x@y.example>\r\nX-Envelope-To: <\"q r\"@z.example>\r\n"
+    "Received: by us\r\n\r\nbody\r\n";
 
 static void
 setup(void)
@@ -25,6 +34,15 @@ setup(void)
 	strcpy(dir, "/tmp/test_spool.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	ck_assert_int_eq(spool_open(&sp, dir, true), 0);
+}
+
+/* setup_recycling - a spool that recycles, as in the daemon */
+static void
+setup_recycling(void)
+{
+	setup();
+	free_count = 0;
+	ck_assert_int_eq(spool_recycle(&sp, &free_count), 0);
 }
 
 static void
@@ -66,6 +84,96 @@ queue_one(const char *content, char *id)
 	strcpy(id, msg.id);
 }
 
+/* count_free - tmp/free.* files */
+static int
+count_free(void)
+{
+	DIR		*d = opendir(sp.tmp);
+	struct dirent	*de;
+	int		 n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, SPOOL_FREE_PREFIX,
+		    strlen(SPOOL_FREE_PREFIX)) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* free_path - tmp/free.<id> (caller frees) */
+static char *
+free_path(const char *id)
+{
+	return xasprintf("%s/" SPOOL_FREE_PREFIX "%s", sp.tmp, id);
+}
+
+/* done_one - claim a queued message and report it delivered */
+static void
+done_one(const char *id)
+{
+	struct spool_entry	e;
+
+	ck_assert_int_eq(spool_find(&sp, id, &e), 0);
+	ck_assert_int_eq(spool_claim(&sp, &e), 0);
+	ck_assert_int_eq(spool_done(&sp, &e), 0);
+}
+
+/* deliver_one - queue a message and deliver it: its file is freed */
+static void
+deliver_one(const char *content, char *id)
+{
+	queue_one(content, id);
+	done_one(id);
+}
+
+/* deliver_two - queue two messages, then deliver both: two free files */
+static void
+deliver_two(char *a, char *b)
+{
+	queue_one(sample, a);
+	queue_one(sample, b);
+	done_one(a);
+	done_one(b);
+}
+
+/* queued_content - the bytes of a queued message */
+static char *
+queued_content(const char *id, size_t *len)
+{
+	struct spool_entry	 e;
+	struct stat		 st;
+	char			*path, *buf;
+	int			 fd;
+
+	ck_assert_int_eq(spool_find(&sp, id, &e), 0);
+	path = spool_path(&sp, &e);
+	fd = open(path, O_RDONLY);
+	free(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	buf = xmalloc((size_t)st.st_size + 1);
+	ck_assert_int_eq(read(fd, buf, (size_t)st.st_size), st.st_size);
+	buf[st.st_size] = '\0';
+	close(fd);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
+/* long_message - an envelope and a body of n bytes (caller frees) */
+static char *
+long_message(size_t n)
+{
+	char	*body = xmalloc(n + 1), *msg;
+
+	memset(body, 'x', n);
+	body[n] = '\0';
+	msg = xasprintf("X-Envelope-From: <a@b.example>\r\n"
+	    "X-Envelope-To: <x@y.example>\r\n\r\n%s", body);
+	free(body);
+	return msg;
+}
+
 static int
 first_entry(const struct spool_entry *e, void *arg)
 {
@@ -80,10 +188,6 @@ count_entry(const struct spool_entry *e, void *arg)
 	(*(int *)arg)++;
 	return 0;
 }
-
-static const char	sample[] = "X-Envelope-From: <a@b.example>\r\n"
-    "X-Envelope-To: <x@y.example>\r\nX-Envelope-To: <\"q r\"@z.example>\r\n"
-    "Received: by us\r\n\r\nbody\r\n";
 
 START_TEST(test_spool_folders_are_created_private)
 {
@@ -397,6 +501,417 @@ START_TEST(test_delete_of_a_failed_message_removes_its_reason_too)
 }
 END_TEST
 
+START_TEST(test_delivered_file_is_kept_as_a_free_file_in_tmp)
+{
+	char		 id[SPOOL_ID_MAX];
+	char		*path;
+	struct stat	 st;
+
+	deliver_one(sample, id);
+	ck_assert_int_eq(count_files(sp.cur), 0);
+	path = free_path(id);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(free_count, 1);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_create_reuses_a_free_file)
+{
+	char			 id[SPOOL_ID_MAX];
+	char			*path;
+	struct stat		 freed, taken;
+	struct spool_msg	 msg;
+
+	deliver_one(sample, id);
+	path = free_path(id);
+	ck_assert_int_eq(stat(path, &freed), 0);
+	ck_assert_int_eq(spool_create(&sp, &msg), 0);
+	ck_assert(msg.recycled);
+	ck_assert_int_eq(fstat(msg.fd, &taken), 0);
+	ck_assert_uint_eq(taken.st_ino, freed.st_ino);
+	ck_assert_str_ne(msg.id, id);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	ck_assert_int_eq(free_count, 0);
+	spool_abort(&sp, &msg);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_shorter_message_in_a_longer_free_file_keeps_only_its_bytes)
+{
+	char	 old[SPOOL_ID_MAX], id[SPOOL_ID_MAX];
+	char	*big = long_message(10000), *got;
+	size_t	 len;
+
+	deliver_one(big, old);
+	queue_one(sample, id);
+	ck_assert_int_eq(count_free(), 0);
+	got = queued_content(id, &len);
+	ck_assert_uint_eq(len, strlen(sample));
+	ck_assert_str_eq(got, sample);
+	free(got);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_rewrite_into_a_longer_free_file_keeps_only_the_copy)
+{
+	char			 old[SPOOL_ID_MAX], id[SPOOL_ID_MAX], *big, *got;
+	struct spool_entry	 e;
+	struct envelope		 env;
+	bool			 keep[2] = { true, false };
+	size_t			 len;
+	char			*path;
+	int			 fd;
+
+	queue_one(sample, id);
+	big = long_message(10000);
+	deliver_one(big, old);
+	ck_assert_int_eq(spool_find(&sp, id, &e), 0);
+	ck_assert_int_eq(spool_claim(&sp, &e), 0);
+	path = spool_path(&sp, &e);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_eq(spool_envelope_read(fd, &env), 0);
+	close(fd);
+	ck_assert_int_eq(spool_rewrite_rcpts(&sp, &e, &env, keep), 0);
+	ck_assert_int_eq(count_free(), 0);
+	got = queued_content(id, &len);
+	ck_assert_str_eq(got, "X-Envelope-From: <a@b.example>\r\n"
+	    "X-Envelope-To: <x@y.example>\r\nReceived: by us\r\n\r\n"
+	    "body\r\n");
+	ck_assert_uint_eq(len, strlen(got));
+	spool_envelope_free(&env);
+	free(got);
+	free(big);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_file_over_the_recycle_size_is_unlinked)
+{
+	char	 id[SPOOL_ID_MAX];
+	char	*big = long_message(SPOOL_RECYCLE_SIZE);
+
+	deliver_one(big, id);
+	ck_assert_int_eq(count_files(sp.tmp), 0);
+	ck_assert_int_eq(count_files(sp.cur), 0);
+	ck_assert_int_eq(free_count, 0);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_file_of_exactly_the_recycle_size_is_kept)
+{
+	char	 id[SPOOL_ID_MAX];
+	char	*big = long_message(SPOOL_RECYCLE_SIZE);
+
+	big[SPOOL_RECYCLE_SIZE] = '\0';	/* the whole file that long */
+	deliver_one(big, id);
+	ck_assert_int_eq(count_free(), 1);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_file_with_a_second_name_is_unlinked_not_reused)
+{
+	char			 id[SPOOL_ID_MAX];
+	struct spool_entry	 e;
+	char			*path, *other;
+	struct stat		 st;
+
+	queue_one(sample, id);
+	ck_assert_int_eq(spool_find(&sp, id, &e), 0);
+	ck_assert_int_eq(spool_claim(&sp, &e), 0);
+	path = spool_path(&sp, &e);
+	other = xasprintf("%s/1.M1P1Q1.same", sp.cur);
+	ck_assert_int_eq(link(path, other), 0);
+	ck_assert_int_eq(spool_done(&sp, &e), 0);
+	ck_assert_int_eq(count_free(), 0);
+	ck_assert_int_eq(free_count, 0);
+	ck_assert_int_eq(stat(other, &st), 0);
+	ck_assert_int_eq(st.st_nlink, 1);
+	free(path);
+	free(other);
+}
+END_TEST
+
+START_TEST(test_full_pool_unlinks_the_delivered_file)
+{
+	char	id[SPOOL_ID_MAX];
+
+	free_count = SPOOL_RECYCLE_MAX;
+	deliver_one(sample, id);
+	ck_assert_int_eq(count_files(sp.tmp), 0);
+	ck_assert_int_eq(count_files(sp.cur), 0);
+	ck_assert_int_eq(free_count, SPOOL_RECYCLE_MAX);
+}
+END_TEST
+
+START_TEST(test_pool_below_its_limit_takes_one_more)
+{
+	char	id[SPOOL_ID_MAX];
+
+	free_count = SPOOL_RECYCLE_MAX - 1;
+	deliver_one(sample, id);
+	ck_assert_int_eq(count_free(), 1);
+	ck_assert_int_eq(free_count, SPOOL_RECYCLE_MAX);
+}
+END_TEST
+
+START_TEST(test_without_a_counter_nothing_is_recycled)
+{
+	char			 id[SPOOL_ID_MAX];
+	char			*path;
+	struct spool_msg	 msg;
+	int			 fd;
+
+	deliver_one(sample, id);
+	ck_assert_int_eq(count_files(sp.tmp), 0);
+	path = free_path("1.M1P1Q1.left");	/* a running daemon's */
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(spool_create(&sp, &msg), 0);
+	ck_assert(!msg.recycled);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	spool_abort(&sp, &msg);
+	free(path);
+}
+END_TEST
+
+/* steal_free - another process takes whichever of a and b is still free */
+static void
+steal_free(const char *a, const char *b)
+{
+	char	*path = free_path(a), *gone;
+
+	if (access(path, F_OK) < 0) {
+		free(path);
+		path = free_path(b);
+	}
+	gone = xasprintf("%s/elsewhere", dir);
+	ck_assert_int_eq(rename(path, gone), 0);
+	free(path);
+	free(gone);
+}
+
+START_TEST(test_free_file_taken_by_another_process_falls_back_to_a_new_one)
+{
+	char			a[SPOOL_ID_MAX], b[SPOOL_ID_MAX];
+	struct spool_msg	msg;
+
+	deliver_two(a, b);
+	ck_assert_int_eq(free_count, 2);
+	ck_assert_int_eq(spool_create(&sp, &msg), 0);	/* caches both */
+	ck_assert(msg.recycled);
+	spool_abort(&sp, &msg);
+	steal_free(a, b);
+	ck_assert_int_eq(free_count, 1);
+	ck_assert_int_eq(spool_create(&sp, &msg), 0);
+	ck_assert(!msg.recycled);
+	ck_assert_int_eq(write_all(msg.fd, sample, strlen(sample)),
+	    (ssize_t)strlen(sample));
+	ck_assert_int_eq(spool_commit(&sp, &msg), 0);
+	ck_assert_int_eq(count_files(sp.tmp), 0);
+	ck_assert_int_eq(count_files(sp.new), 1);
+}
+END_TEST
+
+START_TEST(test_stale_name_is_skipped_and_tmp_walked_again)
+{
+	char			 a[SPOOL_ID_MAX], b[SPOOL_ID_MAX], c[SPOOL_ID_MAX];
+	char			*path;
+	struct spool_msg	 msg;
+
+	deliver_two(a, b);
+	ck_assert_int_eq(spool_create(&sp, &msg), 0);	/* caches both */
+	ck_assert(msg.recycled);
+	spool_abort(&sp, &msg);
+	steal_free(a, b);
+	deliver_one(sample, c);		/* a fresh file, freed */
+	path = free_path(c);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	ck_assert_int_eq(spool_create(&sp, &msg), 0);
+	ck_assert(msg.recycled);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	spool_abort(&sp, &msg);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_count_never_goes_below_zero)
+{
+	char			id[SPOOL_ID_MAX];
+	struct spool_msg	msg;
+
+	deliver_one(sample, id);
+	free_count = 1;
+	ck_assert_int_eq(spool_create(&sp, &msg), 0);
+	ck_assert(msg.recycled);
+	spool_abort(&sp, &msg);
+	ck_assert_int_eq(free_count, 0);
+	free_count = -3;	/* gone wrong: no taking, no harm */
+	ck_assert_int_eq(spool_create(&sp, &msg), 0);
+	ck_assert(!msg.recycled);
+	spool_abort(&sp, &msg);
+	ck_assert_int_eq(free_count, -3);
+}
+END_TEST
+
+START_TEST(test_recycle_counts_the_free_files_already_there)
+{
+	char	a[SPOOL_ID_MAX], b[SPOOL_ID_MAX];
+	int32_t	again = 99;
+
+	deliver_two(a, b);
+	ck_assert_int_eq(spool_recycle(&sp, &again), 0);
+	ck_assert_int_eq(again, 2);
+	ck_assert_ptr_eq(sp.free_count, &again);
+}
+END_TEST
+
+START_TEST(test_clean_tmp_removes_idle_free_files_and_counts_the_rest)
+{
+	char			a[SPOOL_ID_MAX], b[SPOOL_ID_MAX];
+	struct spool_msg	msg;
+
+	deliver_two(a, b);
+	ck_assert_int_eq(spool_create(&sp, &msg), 0);	/* in progress */
+	ck_assert_int_eq(spool_clean_tmp(&sp, time(NULL)), 0);
+	ck_assert_int_eq(free_count, 1);
+	ck_assert_int_eq(spool_clean_tmp(&sp, time(NULL) + 37 * 3600), 2);
+	ck_assert_int_eq(count_files(sp.tmp), 0);
+	ck_assert_int_eq(free_count, 0);
+	close(msg.fd);
+}
+END_TEST
+
+START_TEST(test_clean_tmp_mends_a_wrong_count)
+{
+	char	id[SPOOL_ID_MAX];
+
+	deliver_one(sample, id);
+	free_count = 57;
+	ck_assert_int_eq(spool_clean_tmp(&sp, time(NULL)), 0);
+	ck_assert_int_eq(free_count, 1);
+}
+END_TEST
+
+START_TEST(test_taken_free_file_is_not_stale_however_old_its_message)
+{
+	char			 id[SPOOL_ID_MAX];
+	char			*path;
+	struct spool_msg	 msg;
+	struct timeval		 old[2] = { { time(NULL) - 40 * 3600, 0 },
+	    { time(NULL) - 40 * 3600, 0 } };
+
+	deliver_one(sample, id);
+	path = free_path(id);
+	ck_assert_int_eq(utimes(path, old), 0);
+	ck_assert_int_eq(spool_create(&sp, &msg), 0);
+	ck_assert(msg.recycled);
+	ck_assert_int_eq(spool_clean_tmp(&sp, time(NULL)), 0);
+	ck_assert_int_eq(count_files(sp.tmp), 1);
+	spool_abort(&sp, &msg);
+	free(path);
+}
+END_TEST
+
+/* churn - one process queueing and delivering n messages */
+static void
+churn(int n)
+{
+	char	id[SPOOL_ID_MAX];
+
+	for (int i = 0; i < n; i++)
+		deliver_one(i % 3 ? sample : "X-Envelope-From: <a@b>\r\n"
+		    "X-Envelope-To: <c@d>\r\n\r\nshort\r\n", id);
+}
+
+START_TEST(test_processes_at_once_keep_the_count_and_the_limit)
+{
+	int32_t	*shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pid_t	 pids[4];
+	int	 status;
+
+	ck_assert_ptr_ne(shared, MAP_FAILED);
+	ck_assert_int_eq(spool_recycle(&sp, shared), 0);
+	deliver_one(sample, (char[SPOOL_ID_MAX]){ 0 });
+	for (size_t i = 0; i < ARRAY_LEN(pids); i++) {
+		if ((pids[i] = fork()) == 0) {
+			churn(300);
+			_exit(0);
+		}
+		ck_assert_int_gt(pids[i], 0);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(pids); i++) {
+		ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	ck_assert_int_eq(*shared, count_free());
+	ck_assert_int_le(*shared, SPOOL_RECYCLE_MAX);
+	ck_assert_int_eq(count_files(sp.tmp), count_free());
+	ck_assert_int_eq(count_files(sp.new) + count_files(sp.cur), 0);
+	sp.free_count = NULL;
+	munmap(shared, sizeof(*shared));
+}
+END_TEST
+
+START_TEST(test_many_deliveries_fill_the_pool_to_its_limit_and_no_further)
+{
+	char	id[SPOOL_ID_MAX];
+
+	for (int i = 0; i < SPOOL_RECYCLE_MAX + 10; i++)
+		queue_one(sample, id);
+	for (int i = 0; i < SPOOL_RECYCLE_MAX + 10; i++) {
+		struct spool_entry	e;
+		time_t			next;
+
+		ck_assert_int_eq(spool_scan(&sp, time(NULL), first_entry, &e,
+		    &next), 0);
+		ck_assert_int_eq(spool_claim(&sp, &e), 0);
+		ck_assert_int_eq(spool_done(&sp, &e), 0);
+	}
+	ck_assert_int_eq(count_free(), SPOOL_RECYCLE_MAX);
+	ck_assert_int_eq(free_count, SPOOL_RECYCLE_MAX);
+}
+END_TEST
+
+/* recycle_case - the recycling of delivered files, with a shared count */
+static TCase *
+recycle_case(void)
+{
+	TCase	*tc = tcase_create("recycle");
+
+	tcase_add_checked_fixture(tc, setup_recycling, teardown);
+	tcase_add_test(tc, test_delivered_file_is_kept_as_a_free_file_in_tmp);
+	tcase_add_test(tc, test_create_reuses_a_free_file);
+	tcase_add_test(tc,
+	    test_shorter_message_in_a_longer_free_file_keeps_only_its_bytes);
+	tcase_add_test(tc, test_rewrite_into_a_longer_free_file_keeps_only_the_copy);
+	tcase_add_test(tc, test_file_over_the_recycle_size_is_unlinked);
+	tcase_add_test(tc, test_file_of_exactly_the_recycle_size_is_kept);
+	tcase_add_test(tc, test_file_with_a_second_name_is_unlinked_not_reused);
+	tcase_add_test(tc, test_full_pool_unlinks_the_delivered_file);
+	tcase_add_test(tc, test_pool_below_its_limit_takes_one_more);
+	tcase_add_test(tc,
+	    test_free_file_taken_by_another_process_falls_back_to_a_new_one);
+	tcase_add_test(tc, test_stale_name_is_skipped_and_tmp_walked_again);
+	tcase_add_test(tc, test_count_never_goes_below_zero);
+	tcase_add_test(tc, test_recycle_counts_the_free_files_already_there);
+	tcase_add_test(tc,
+	    test_clean_tmp_removes_idle_free_files_and_counts_the_rest);
+	tcase_add_test(tc, test_clean_tmp_mends_a_wrong_count);
+	tcase_add_test(tc,
+	    test_taken_free_file_is_not_stale_however_old_its_message);
+	tcase_add_test(tc, test_processes_at_once_keep_the_count_and_the_limit);
+	tcase_add_test(tc, test_many_deliveries_fill_the_pool_to_its_limit_and_no_further);
+	return tc;
+}
+
 static Suite *
 spool_suite(void)
 {
@@ -422,7 +937,9 @@ spool_suite(void)
 	tcase_add_test(tc, test_make_due_brings_a_deferred_message_forward);
 	tcase_add_test(tc, test_make_due_puts_a_failed_message_back_in_the_queue);
 	tcase_add_test(tc, test_delete_of_a_failed_message_removes_its_reason_too);
+	tcase_add_test(tc, test_without_a_counter_nothing_is_recycled);
 	suite_add_tcase(s, tc);
+	suite_add_tcase(s, recycle_case());
 	return s;
 }
 
