@@ -514,7 +514,9 @@ free_put(struct spool *sp, const char *path, const char *id)
 
 /*
  * msg_sync - make a written file durable; a recycled one is first cut at
- * the bytes written, so nothing of the message it held before survives
+ * the bytes written, so nothing of the message it held before survives.
+ * fdatasync: the bytes and what it takes to read them back (size, blocks)
+ * reach the disk, its times need not; the name is the directory's fsync.
  */
 static int
 msg_sync(const struct spool_msg *msg)
@@ -526,7 +528,7 @@ msg_sync(const struct spool_msg *msg)
 		    ftruncate(msg->fd, end) < 0)
 			return -1;
 	}
-	return fsync(msg->fd);
+	return fdatasync(msg->fd);
 }
 
 /* spool_trigger_fd - the relay's read end of the wake-up FIFO */
