@@ -12,12 +12,9 @@
 
 #include "scoreboard.h"
 
-/*
- * spool_free took what was padding before the counters, so the layout of
- * version 1 is unchanged and an older smtpproxyctl still reads the board.
- */
+/* spool_free sits in what was padding before the counters. */
 _Static_assert(offsetof(struct scoreboard_header, counters) == 40,
-    "scoreboard version 1 layout");
+    "scoreboard header layout");
 
 /* The board this process inherited from the master, for stat_increment. */
 static struct scoreboard_header	*process_board;

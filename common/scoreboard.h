@@ -17,8 +17,9 @@
  *
  * Counters are since the master started.  Every field is written by one
  * side and read with atomic operations, so no lock is needed.  spool_free
- * is the exception: it belongs to the spool (spool_recycle), which every
- * process changes with atomic read-modify-write operations.
+ * and spool_sync are the exception: they belong to the spool
+ * (spool_recycle, spool_share_sync), which every process changes with
+ * atomic read-modify-write operations.
  */
 #ifndef SMTPPROXY_SCOREBOARD_H
 #define SMTPPROXY_SCOREBOARD_H
@@ -28,7 +29,7 @@
 #include <time.h>
 
 #define SCOREBOARD_MAGIC	0x53505342u	/* "SPSB" */
-#define SCOREBOARD_VERSION	1
+#define SCOREBOARD_VERSION	2
 
 enum slot_state {
 	SLOT_FREE = 0,
@@ -65,6 +66,7 @@ struct scoreboard_header {
 	int32_t		maxprocesses;
 	int32_t		spool_free;	/* tmp/free.* files, approximate */
 	uint64_t	counters[STAT_COUNTERS];
+	uint64_t	spool_sync[2];	/* new/ group commit (spool.h) */
 };
 
 struct scoreboard {

@@ -11,6 +11,7 @@
  * a file is freed and lowered after one is taken, so it errs high, and the
  * hourly walk of tmp/ sets it to what is there.
  */
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -95,6 +96,7 @@ spool_open(struct spool *sp, const char *msgdir, bool create)
 
 	memset(sp, 0, sizeof(*sp));
 	sp->trigger_wfd = -1;
+	sp->new_fd = -1;
 	sp->dir = xstrdup(msgdir);
 	sp->tmp = xasprintf("%s/tmp", msgdir);
 	sp->new = xasprintf("%s/new", msgdir);
@@ -124,6 +126,8 @@ spool_close(struct spool *sp)
 {
 	if (sp->trigger_wfd >= 0)
 		close(sp->trigger_wfd);
+	if (sp->new_fd >= 0)
+		close(sp->new_fd);
 	free(sp->dir);
 	free(sp->tmp);
 	free(sp->new);
@@ -135,6 +139,7 @@ spool_close(struct spool *sp)
 	free(sp->free_names);
 	memset(sp, 0, sizeof(*sp));
 	sp->trigger_wfd = -1;
+	sp->new_fd = -1;
 }
 
 /* spool_new_id - a fresh queue ID */
@@ -178,6 +183,71 @@ spool_create(struct spool *sp, struct spool_msg *msg)
 	return -1;
 }
 
+/* new_dir_fd - new/, opened once per process for its fsyncs */
+static int
+new_dir_fd(struct spool *sp)
+{
+	if (sp->new_fd < 0)
+		sp->new_fd = open(sp->new, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return sp->new_fd;
+}
+
+/*
+ * spool_share_sync - from now on, processes forked later share fsyncs of
+ * new/.  The lock is a flock on each process's own descriptor of new/, so
+ * none may be open yet (a descriptor inherited across fork shares its lock).
+ */
+void
+spool_share_sync(struct spool *sp, uint64_t *seq)
+{
+	if (sp->new_fd >= 0)
+		close(sp->new_fd);
+	sp->new_fd = -1;
+	__atomic_store_n(&seq[SPOOL_SYNC_REQUESTED], 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&seq[SPOOL_SYNC_DONE], 0, __ATOMIC_SEQ_CST);
+	sp->sync_seq = seq;
+}
+
+/* sync_publish - renames up to target are durable; never moves back */
+static void
+sync_publish(uint64_t *done, uint64_t target)
+{
+	uint64_t	cur = __atomic_load_n(done, __ATOMIC_SEQ_CST);
+
+	while (cur < target && !__atomic_compare_exchange_n(done, &cur, target,
+	    false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		;
+}
+
+/*
+ * sync_new - after a rename into new/: an fsync of new/ that began after
+ * it, this process's own or (group commit, see spool.h) another's
+ */
+static int
+sync_new(struct spool *sp)
+{
+	uint64_t	*seq = sp->sync_seq, mine, target;
+	int		 fd, rc;
+
+	if ((fd = new_dir_fd(sp)) < 0)
+		return -1;
+	if (seq == NULL)
+		return fsync(fd);
+	mine = __atomic_add_fetch(&seq[SPOOL_SYNC_REQUESTED], 1,
+	    __ATOMIC_SEQ_CST);
+	if (flock(fd, LOCK_EX) < 0)
+		return fsync(fd);
+	if (__atomic_load_n(&seq[SPOOL_SYNC_DONE], __ATOMIC_SEQ_CST) >= mine) {
+		(void)flock(fd, LOCK_UN);
+		return 0;
+	}
+	target = __atomic_load_n(&seq[SPOOL_SYNC_REQUESTED], __ATOMIC_SEQ_CST);
+	if ((rc = fsync(fd)) == 0)
+		sync_publish(&seq[SPOOL_SYNC_DONE], target);
+	(void)flock(fd, LOCK_UN);
+	return rc;
+}
+
 /* spool_commit - make a received message durable and visible to the relay */
 int
 spool_commit(struct spool *sp, struct spool_msg *msg)
@@ -200,7 +270,7 @@ spool_commit(struct spool *sp, struct spool_msg *msg)
 		saved = errno;
 		goto fail_tmp;
 	}
-	if (fsync_dir(sp->new) < 0) {
+	if (sync_new(sp) < 0) {
 		/*
 		 * The client will be told to try again, so the file must not
 		 * stay behind to be sent as well.  If the relay already took

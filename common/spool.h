@@ -34,9 +34,10 @@
  *   spool_open(sp, msgdir, create)   open (and with create, make) the folders
  *   spool_create(sp, msg)            tmp/ file, new or reused; msg->id,
  *                                    msg->fd, msg->recycled
- *   spool_commit(sp, msg)            fsync file (a reused one cut first),
- *                                    rename into new/, fsync new/;
- *                                    on failure the tmp file is removed
+ *   spool_commit(sp, msg)            fdatasync file (a reused one cut
+ *                                    first), rename into new/, fsync new/
+ *                                    (shared: see below); on failure the
+ *                                    tmp file is removed
  *   spool_abort(sp, msg)             drop the tmp file
  *   spool_trigger(sp)                wake the relay for new/ (never blocks)
  *   spool_trigger_due(sp)            wake it for cur/ too: something was
@@ -45,6 +46,16 @@
  *                                    and free files idle that long
  *   spool_recycle(sp, counter)       master: share counter (count the free
  *                                    files there are) and recycle from now on
+ *   spool_share_sync(sp, seq)        master: share the group commit of new/
+ *                                    (seq: two counters, zeroed here)
+ *
+ * Group commit of new/: every commit needs an fsync of new/ that began
+ * after its rename.  With the shared counters, a listener numbers its
+ * rename after making it (requested), and whoever holds the lock (flock on
+ * new/) fsyncs for every rename numbered so far and publishes that number
+ * (synced); a listener that finds its number synced once it has the lock,
+ * or before, answers without an fsync of its own.  Concurrent listeners
+ * thus share one fsync of new/ instead of queueing one each.
  *
  * Relay side:
  *   spool_trigger_fd(sp)             read end of the FIFO, non-blocking
@@ -89,6 +100,8 @@
 #define SPOOL_ENVELOPE_LINE_MAX	1024
 #define SPOOL_RECYCLE_SIZE	(256 * 1024)	/* larger files are unlinked */
 #define SPOOL_RECYCLE_MAX	128	/* free files in tmp/ at most */
+#define SPOOL_SYNC_REQUESTED	0	/* spool_share_sync: renames numbered */
+#define SPOOL_SYNC_DONE		1	/* and the last one known durable */
 #define SPOOL_RECYCLE_CACHE	32	/* free names one process remembers */
 #define SPOOL_FREE_PREFIX	"free."	/* tmp/free.<ID>: a recycled file */
 
@@ -109,6 +122,8 @@ struct spool {
 	size_t	 free_left;		/* names not yet tried */
 	size_t	 free_next;		/* the next one to try */
 	size_t	 free_cached;		/* names in the cache */
+	uint64_t *sync_seq;		/* shared [requested, synced]; or NULL */
+	int	 new_fd;		/* new/, open for its fsync; -1 */
 };
 
 struct spool_msg {
@@ -151,6 +166,7 @@ void	 spool_trigger(struct spool *);
 void	 spool_trigger_due(struct spool *);
 int	 spool_clean_tmp(struct spool *, time_t);
 int	 spool_recycle(struct spool *, int32_t *);
+void	 spool_share_sync(struct spool *, uint64_t *);
 
 int	 spool_trigger_fd(struct spool *);
 int	 spool_scan(struct spool *, time_t, spool_scan_fn, void *, time_t *);

@@ -665,6 +665,7 @@ master_run(struct config **cfgp, int *fds, size_t nfds, struct spool *sp,
 	if (spool_recycle(sp, &m.sb.hdr->spool_free) < 0)
 		log_warning("not recycling spool files: cannot read %s: %s",
 		    sp->tmp, strerror(errno));
+	spool_share_sync(sp, m.sb.hdr->spool_sync);
 	m.sb.hdr->processes = cfg->processes;
 	m.sb.hdr->maxprocesses = cfg->maxprocesses;
 	parse_allow(&m);

@@ -880,6 +880,57 @@ START_TEST(test_many_deliveries_fill_the_pool_to_its_limit_and_no_further)
 }
 END_TEST
 
+START_TEST(test_shared_sync_covers_every_commit_of_processes_at_once)
+{
+	uint64_t	*seq = mmap(NULL, 2 * sizeof(*seq), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pid_t		 pids[4];
+	int		 status;
+	char		 id[SPOOL_ID_MAX];
+
+	ck_assert_ptr_ne(seq, MAP_FAILED);
+	spool_share_sync(&sp, seq);
+	queue_one(sample, id);
+	ck_assert_uint_eq(seq[SPOOL_SYNC_REQUESTED], 1);
+	ck_assert_uint_eq(seq[SPOOL_SYNC_DONE], 1);
+	spool_share_sync(&sp, seq);	/* the children open new/ on their own */
+	for (size_t i = 0; i < ARRAY_LEN(pids); i++) {
+		if ((pids[i] = fork()) == 0) {
+			for (int k = 0; k < 50; k++)
+				queue_one(sample, id);
+			_exit(0);
+		}
+		ck_assert_int_gt(pids[i], 0);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(pids); i++) {
+		ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	/* every rename numbered, and an fsync that began after the last one */
+	ck_assert_uint_eq(seq[SPOOL_SYNC_REQUESTED], 200);
+	ck_assert_uint_eq(seq[SPOOL_SYNC_DONE], 200);
+	ck_assert_int_eq(count_files(sp.new), 201);
+	sp.sync_seq = NULL;
+	munmap(seq, 2 * sizeof(*seq));
+}
+END_TEST
+
+START_TEST(test_a_commit_already_covered_by_a_shared_sync_needs_none)
+{
+	uint64_t	seq[2];
+	char		id[SPOOL_ID_MAX];
+
+	spool_share_sync(&sp, seq);
+	/* as if another process had synced beyond the next rename */
+	seq[SPOOL_SYNC_DONE] = 10;
+	queue_one(sample, id);
+	ck_assert_uint_eq(seq[SPOOL_SYNC_REQUESTED], 1);
+	ck_assert_uint_eq(seq[SPOOL_SYNC_DONE], 10);	/* never moves back */
+	ck_assert_int_eq(count_files(sp.new), 1);
+	sp.sync_seq = NULL;
+}
+END_TEST
+
 /* recycle_case - the recycling of delivered files, with a shared count */
 static TCase *
 recycle_case(void)
@@ -934,6 +985,8 @@ spool_suite(void)
 	tcase_add_test(tc, test_rewrite_keeps_only_owed_recipients_and_the_body);
 	tcase_add_test(tc, test_old_tmp_files_are_cleaned_after_36_hours);
 	tcase_add_test(tc, test_find_locates_a_message_in_each_folder);
+	tcase_add_test(tc, test_shared_sync_covers_every_commit_of_processes_at_once);
+	tcase_add_test(tc, test_a_commit_already_covered_by_a_shared_sync_needs_none);
 	tcase_add_test(tc, test_make_due_brings_a_deferred_message_forward);
 	tcase_add_test(tc, test_make_due_puts_a_failed_message_back_in_the_queue);
 	tcase_add_test(tc, test_delete_of_a_failed_message_removes_its_reason_too);
