@@ -335,10 +335,13 @@ cmd_data(struct session *s)
 			disk_reply(s, errno);
 			break;
 		}
-		/* The client hears first; then the relay is woken and we log. */
+		/*
+		 * The message is durable: the relay starts on it while the
+		 * client hears the 250; the log line comes last.
+		 */
+		spool_trigger(s->spool);
 		reply(s, 250, "2.0.0 Ok: queued as %s", msg.id);
 		netio_flush(s->io);
-		spool_trigger(s->spool);
 		stat_increment(STAT_ACCEPTED, 1);
 		s->accepted++;
 		log_info("%s: accepted from=<%s> nrcpt=%zu size=%lld client=%s",
