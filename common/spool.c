@@ -30,6 +30,7 @@
 
 #define SPOOL_INFO_SEP		":1,"
 #define SPOOL_COPY_BUF		65536
+#define SPOOL_ENVELOPE_CHUNK	4096	/* first read of the envelope lines */
 #define SPOOL_CREATE_TRIES	100
 #define SPOOL_FREE_SPREAD	37	/* odd: spreads pids over the pool */
 
@@ -1010,13 +1011,10 @@ spool_fail(struct spool *sp, const struct spool_entry *e, const char *reason)
 	return rc;
 }
 
-/* envelope_value - the address inside "<...>" after a header name */
+/* envelope_value - the address inside "<...>" of a field's value */
 static char *
-envelope_value(const char *line, size_t prefix)
+envelope_value(const char *v, size_t len)
 {
-	const char	*v = line + prefix;
-	size_t		 len = strlen(v);
-
 	while (len > 0 && (v[len - 1] == '\n' || v[len - 1] == '\r'))
 		len--;
 	if (len >= 2 && v[0] == '<' && v[len - 1] == '>')
@@ -1024,42 +1022,71 @@ envelope_value(const char *line, size_t prefix)
 	return xstrndup(v, len);
 }
 
-/* spool_envelope_read - parse the leading envelope lines of a spool file */
+/* has_prefix - does the line of len bytes begin with prefix */
+static bool
+has_prefix(const char *line, size_t len, const char *prefix)
+{
+	size_t	plen = strlen(prefix);
+
+	return len >= plen && memcmp(line, prefix, plen) == 0;
+}
+
+/* envelope_line - take one line into env; false: it is not an envelope line */
+static bool
+envelope_line(struct envelope *env, const char *line, size_t len)
+{
+	size_t	from = strlen(ENVELOPE_FROM_HEADER);
+	size_t	to = strlen(ENVELOPE_TO_HEADER);
+
+	if (has_prefix(line, len, ENVELOPE_FROM_HEADER) && env->sender == NULL) {
+		env->sender = envelope_value(line + from, len - from);
+		return true;
+	}
+	if (!has_prefix(line, len, ENVELOPE_TO_HEADER))
+		return false;
+	env->rcpts = xrealloc(env->rcpts, (env->nrcpts + 1) *
+	    sizeof(*env->rcpts));
+	env->rcpts[env->nrcpts++] = envelope_value(line + to, len - to);
+	return true;
+}
+
+/*
+ * spool_envelope_read - parse the leading envelope lines of a spool file,
+ * read with pread from its start in growing chunks (the file offset is
+ * left alone)
+ */
 int
 spool_envelope_read(int fd, struct envelope *env)
 {
-	FILE	*fp;
-	char	*line = NULL;
-	size_t	 cap = 0;
+	char	*buf = NULL, *nl;
+	size_t	 cap = 0, len = 0, pos = 0, end;
 	ssize_t	 n;
-	off_t	 offset = 0;
-	int	 dupfd;
+	bool	 eof = false;
 
 	memset(env, 0, sizeof(*env));
-	if ((dupfd = dup(fd)) < 0)
-		return -1;
-	if (lseek(dupfd, 0, SEEK_SET) < 0 || (fp = fdopen(dupfd, "r")) == NULL) {
-		close(dupfd);
-		return -1;
-	}
-	while ((n = getline(&line, &cap, fp)) > 0) {
-		if (strncmp(line, ENVELOPE_FROM_HEADER,
-		    strlen(ENVELOPE_FROM_HEADER)) == 0 && env->sender == NULL) {
-			env->sender = envelope_value(line,
-			    strlen(ENVELOPE_FROM_HEADER));
-		} else if (strncmp(line, ENVELOPE_TO_HEADER,
-		    strlen(ENVELOPE_TO_HEADER)) == 0) {
-			env->rcpts = xrealloc(env->rcpts,
-			    (env->nrcpts + 1) * sizeof(*env->rcpts));
-			env->rcpts[env->nrcpts++] = envelope_value(line,
-			    strlen(ENVELOPE_TO_HEADER));
-		} else
+	for (;;) {
+		nl = len > pos ? memchr(buf + pos, '\n', len - pos) : NULL;
+		if (nl == NULL && !eof) {
+			if (len == cap) {
+				cap = cap ? cap * 2 : SPOOL_ENVELOPE_CHUNK;
+				buf = xrealloc(buf, cap);
+			}
+			if ((n = pread(fd, buf + len, cap - len, (off_t)len)) < 0) {
+				free(buf);
+				spool_envelope_free(env);
+				return -1;
+			}
+			eof = n == 0;
+			len += (size_t)n;
+			continue;
+		}
+		end = nl != NULL ? (size_t)(nl - buf) + 1 : len;
+		if (end == pos || !envelope_line(env, buf + pos, end - pos))
 			break;
-		offset += n;
+		pos = end;
 	}
-	free(line);
-	fclose(fp);
-	env->body_offset = offset;
+	free(buf);
+	env->body_offset = (off_t)pos;
 	if (env->sender == NULL || env->nrcpts == 0) {
 		spool_envelope_free(env);
 		errno = EINVAL;

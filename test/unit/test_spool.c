@@ -359,6 +359,63 @@ START_TEST(test_envelope_lines_are_parsed_and_body_offset_found)
 }
 END_TEST
 
+/* read_envelope_of - write content to a scratch file and parse it */
+static int
+read_envelope_of(const char *content, struct envelope *env)
+{
+	char	path[PATH_MAX];
+	int	fd, rc;
+
+	snprintf(path, sizeof(path), "%s/scratch", sp.dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_all(fd, content, strlen(content)),
+	    (ssize_t)strlen(content));
+	rc = spool_envelope_read(fd, env);
+	close(fd);
+	unlink(path);
+	return rc;
+}
+
+START_TEST(test_an_envelope_longer_than_one_read_is_parsed_whole)
+{
+	struct envelope	 env;
+	char		*content = xstrdup("X-Envelope-From: <a@b.example>\r\n"), *next;
+
+	for (int i = 0; i < 300; i++) {
+		next = xasprintf("%sX-Envelope-To: <recipient-%03d@z.example>\r\n",
+		    content, i);
+		free(content);
+		content = next;
+	}
+	next = xasprintf("%sReceived: from x\r\n\r\nbody\r\n", content);
+	free(content);
+	content = next;
+	ck_assert_int_eq(read_envelope_of(content, &env), 0);
+	ck_assert_uint_eq(env.nrcpts, 300);
+	ck_assert_str_eq(env.rcpts[0], "recipient-000@z.example");
+	ck_assert_str_eq(env.rcpts[299], "recipient-299@z.example");
+	ck_assert_int_eq(env.body_offset, strstr(content, "Received") - content);
+	spool_envelope_free(&env);
+	free(content);
+}
+END_TEST
+
+START_TEST(test_an_envelope_that_ends_the_file_without_a_newline_counts)
+{
+	struct envelope	env;
+	const char	*content = "X-Envelope-From: <>\nX-Envelope-To: <c@d>";
+
+	ck_assert_int_eq(read_envelope_of(content, &env), 0);
+	ck_assert_str_eq(env.sender, "");
+	ck_assert_str_eq(env.rcpts[0], "c@d");
+	ck_assert_int_eq(env.body_offset, (off_t)strlen(content));
+	spool_envelope_free(&env);
+	ck_assert_int_eq(read_envelope_of("X-Envelope-From: <a@b>\n\n", &env),
+	    -1);
+}
+END_TEST
+
 START_TEST(test_file_without_envelope_is_refused)
 {
 	char			 id[SPOOL_ID_MAX];
@@ -982,6 +1039,8 @@ spool_suite(void)
 	tcase_add_test(tc, test_fail_moves_to_failed_with_reason_beside);
 	tcase_add_test(tc, test_envelope_lines_are_parsed_and_body_offset_found);
 	tcase_add_test(tc, test_file_without_envelope_is_refused);
+	tcase_add_test(tc, test_an_envelope_longer_than_one_read_is_parsed_whole);
+	tcase_add_test(tc, test_an_envelope_that_ends_the_file_without_a_newline_counts);
 	tcase_add_test(tc, test_rewrite_keeps_only_owed_recipients_and_the_body);
 	tcase_add_test(tc, test_old_tmp_files_are_cleaned_after_36_hours);
 	tcase_add_test(tc, test_find_locates_a_message_in_each_folder);
