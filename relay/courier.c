@@ -423,11 +423,11 @@ courier_send(int sock, struct relay_item *const *items, size_t n)
 		errno = EINVAL;
 		return -1;
 	}
-	b = xmalloc(sizeof(*b));
+	len = offsetof(struct courier_batch, entries) + n * sizeof(b->entries[0]);
+	b = xmalloc(len);	/* what is sent, not a whole batch's room */
 	b->n = (uint32_t)n;
 	for (size_t i = 0; i < n; i++)
 		b->entries[i] = items[i]->entry;
-	len = offsetof(struct courier_batch, entries) + n * sizeof(b->entries[0]);
 	sent = send(sock, b, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	free(b);
 	if (sent < 0)

@@ -56,6 +56,7 @@ struct relay {
 	size_t			  nwaiting;	/* over all queues */
 	int			  running;	/* couriers, busy or idle */
 	time_t			  cur_due;	/* scan cur/ from then on; 0: now */
+	bool			  rescan;	/* new/ may hold mail not yet seen */
 	int			  wake[2];	/* SIGCHLD self-pipe */
 };
 
@@ -513,10 +514,11 @@ relay_pass(struct relay *r, time_t *next_due, int *linger)
 	/*
 	 * cur/ holds deferred mail; it is read only when some of it can be
 	 * due, so that a wake-up for a new message costs a look at new/
-	 * only, however many deferred messages wait.
+	 * only, however many deferred messages wait.  A wake-up that only
+	 * brought couriers' reports costs no look at all.
 	 */
 	whole = relay_flush || r->cur_due == 0 || now >= r->cur_due;
-	if (pass.limit == 0)
+	if (pass.limit == 0 || (!whole && !r->rescan))
 		rc = 0;
 	else if (whole)
 		rc = spool_scan(r->sp, relay_flush ? (time_t)LLONG_MAX : now,
@@ -530,6 +532,8 @@ relay_pass(struct relay *r, time_t *next_due, int *linger)
 		r->cur_due = full ? 0 : next != 0 ? next :
 		    now + r->cfg->sleeptime;
 	relay_flush = 0;
+	if (pass.limit > 0)
+		r->rescan = full;
 	take_new(r, &pass, now);
 	free(pass.entries);
 	dispatch(r);
@@ -571,10 +575,14 @@ relay_wait(struct relay *r, int trigger_fd, time_t next_due, int linger)
 			pfd[n++] = (struct pollfd){ .fd = d->sock,
 			    .events = POLLIN };
 		}
-	if (poll(pfd, n, (int)wait_ms) > 0) {
+	if (poll(pfd, n, (int)wait_ms) <= 0)
+		r->rescan = true;	/* sleeptime is up: look anyway */
+	else {
 		for (size_t i = 2; i < n; i++)
 			if (pfd[i].revents != 0)
 				polled[i]->readable = true;
+		if (pfd[0].revents != 0 || pfd[1].revents != 0)
+			r->rescan = true;
 		if (trigger_fd >= 0 && (pfd[0].revents & POLLIN)) {
 			ssize_t	got;
 
@@ -649,6 +657,7 @@ relay_main(const struct config *cfg, struct spool *sp)
 	memset(&r, 0, sizeof(r));
 	r.cfg = cfg;
 	r.sp = sp;
+	r.rescan = true;
 	idset_init(&r.known);
 	if (pipe2(r.wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		log_error("pipe: %s", strerror(errno));
