@@ -1,15 +1,19 @@
 /*
  * deliver - one upstream SMTP session for a batch of messages of one
- * account, through libcurl's SMTP client (see deliver.h).
+ * account (see deliver.h).
  *
- * This file owns the libcurl easy handle of a batch, its options (URL,
- * TLS, login, timeouts), the reading of the session from libcurl's debug
- * stream (the only place per-recipient replies and the login can be seen),
- * the safety net against unauthenticated delivery, and the mapping of what
- * happened onto an outcome per recipient and per message.
+ * This file owns the libcurl easy handle of a batch and its options (URL,
+ * TLS, login, timeouts), which set the session up and stop there
+ * (CURLOPT_CONNECT_ONLY); the reading of that set-up from libcurl's debug
+ * stream (the only place the login and the server's extensions can be
+ * seen); the connection's bytes for the transactions of mailtx.c, through
+ * curl_easy_send and curl_easy_recv, every wait bounded; the safety net
+ * against unauthenticated delivery; and the mapping of what happened onto
+ * an outcome per recipient and per message.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +27,13 @@
 #include "deliver.h"
 #include "dialogue_text.h"
 #include "log.h"
+#include "mailtx.h"
 #include "oauth.h"
 #include "util.h"
 
 #define DELIVER_MAXAGE_CONN	30	/* seconds an idle connection is kept */
+#define DELIVER_PIPELINING	"PIPELINING"	/* RFC 2920 */
+#define DELIVER_SIZE		"SIZE"		/* RFC 1870 */
 #define DELIVER_LOG_LINE	1024	/* one dialogue line in the debug log */
 
 /*
@@ -61,7 +68,9 @@ struct deliver_session {
 	char			*peer;		/* host:port, for messages */
 	struct curltls_ca	*ca;		/* tlscafile, for the store */
 	bool			 creds;		/* a login is configured */
-	bool			 have_conn;	/* an attempt has connected */
+	bool			 connected;	/* set up, a transaction may follow */
+	curl_socket_t		 sock;		/* its socket, for the waits */
+	int64_t			 last_used;	/* now_ms() of its last transaction */
 	bool			 reused;	/* the last attempt used it */
 	bool			 hold;		/* connection-level failure */
 	bool			 bearer;	/* smtpauth=xoauth2 */
@@ -100,9 +109,29 @@ static void		 message_summarise(struct delivery_msg *,
 			    const struct deliver_attempt *);
 
 static bool		 address_ok(const char *, bool);
+static void		 ehlo_keyword(struct deliver_dialogue *, const char *,
+			    size_t);
 static int		 debug_cb(CURL *, curl_infotype, char *, size_t,
 			    void *);
-static size_t		 read_cb(char *, size_t, size_t, void *);
+static void		 dialogue_sent(struct deliver_session *, const char *,
+			    size_t);
+static void		 dialogue_got(struct deliver_session *, const char *,
+			    size_t);
+static int		 conn_wait(struct deliver_session *, short);
+static int		 conn_write(void *, const char *, size_t);
+static ssize_t		 conn_read(void *, char *, size_t);
+static ssize_t		 conn_body(void *, char *, size_t);
+static void		 conn_sent(void *, const char *, size_t);
+static void		 conn_got(void *, const char *, size_t);
+static void		 conn_io(struct deliver_session *, struct mailtx_io *);
+static bool		 conn_stale(struct deliver_session *);
+static int		 session_connect(struct deliver_session *);
+static void		 session_drop(struct deliver_session *, bool);
+static int		 session_handle(struct deliver_session *);
+static void		 transaction_run(struct deliver_session *,
+			    struct delivery_msg *, const char *const *, size_t);
+static void		 transaction_explain(struct deliver_session *,
+			    struct mailtx *, enum mailtx_result);
 static void		 debug_log(struct deliver_session *, const char *,
 			    const char *, size_t);
 static int		 session_url(struct deliver_session *, char *, size_t);
@@ -113,11 +142,11 @@ static void		 message_reset(struct delivery_msg *);
 static void		 message_fail(struct delivery_msg *,
 			    enum delivery_status, const char *);
 static size_t		 rcpt_prepare(struct delivery_msg *,
-			    struct curl_slist **, size_t *);
+			    const char **, size_t *);
 static void		 rcpt_unsent(struct delivery_msg *, const size_t *,
 			    size_t);
 static void		 attempt_run(struct deliver_session *, struct delivery_msg *,
-			    struct curl_slist *, const size_t *, size_t);
+			    const char *const *, const size_t *, size_t);
 static void		 attempt_explain(struct deliver_session *);
 static void		 attempt_explain_connect(struct deliver_session *,
 			    const char *);
@@ -297,9 +326,12 @@ deliver_dialogue_out(struct deliver_dialogue *d, const char *line,
 	case DELIVER_CMD_EHLO:
 		/*
 		 * EHLO starts every connection and follows STARTTLS, both
-		 * before AUTH: a login from before does not count any more.
+		 * before AUTH: a login from before does not count any more,
+		 * nor do the extensions offered before.
 		 */
 		d->authenticated = false;
+		d->pipelining = false;
+		d->size = false;
 		break;
 	case DELIVER_CMD_MAIL:
 		stage_reach(d->attempt, DELIVER_STAGE_MAIL);
@@ -347,6 +379,8 @@ dialogue_line(struct deliver_dialogue *d, const char *line, size_t len)
 
 	if (deliver_parse_reply(line, len, &code, &last, &text, &textlen) == -1)
 		return;
+	if (d->last == DELIVER_CMD_EHLO && code == 250)
+		ehlo_keyword(d, text, textlen);
 	if (!d->in_reply)
 		reply_set(&d->pending, code, text, textlen);
 	d->in_reply = !last;
@@ -354,6 +388,22 @@ dialogue_line(struct deliver_dialogue *d, const char *line, size_t len)
 		return;
 	d->pending.code = code;
 	dialogue_commit(d, &d->pending);
+}
+
+/* ehlo_keyword - an extension of an EHLO reply line that we use */
+static void
+ehlo_keyword(struct deliver_dialogue *d, const char *text, size_t len)
+{
+	size_t	n = 0;
+
+	while (n < len && text[n] != ' ')
+		n++;
+	if (n == strlen(DELIVER_PIPELINING) &&
+	    strncasecmp(text, DELIVER_PIPELINING, n) == 0)
+		d->pipelining = true;
+	else if (n == strlen(DELIVER_SIZE) &&
+	    strncasecmp(text, DELIVER_SIZE, n) == 0)
+		d->size = true;
 }
 
 /* dialogue_commit - file a complete reply under the command it answers */
@@ -366,6 +416,8 @@ dialogue_commit(struct deliver_dialogue *d, const struct deliver_reply *r)
 	    (r->code == 220 && d->last != DELIVER_CMD_STARTTLS)) {
 		/* a greeting: a new connection, not logged in */
 		d->authenticated = false;
+		d->pipelining = false;
+		d->size = false;
 		d->in_auth = false;
 		a->conn = *r;
 		return;
@@ -690,60 +742,191 @@ debug_log(struct deliver_session *s, const char *dir, const char *data, size_t l
 	log_info("upstream %s: %s %s", s->peer, dir, line);
 }
 
-/* debug_cb - libcurl's account of the session: the only view of replies */
+/* dialogue_sent - a command went upstream: follow it, log it if asked */
+static void
+dialogue_sent(struct deliver_session *s, const char *data, size_t size)
+{
+	char	shown[DELIVER_LOG_LINE];
+
+	deliver_dialogue_out(&s->dlg, data, size, shown, sizeof(shown));
+	if (s->cfg->debuglevel >= 1)
+		log_info("upstream %s: > %s", s->peer, shown);
+}
+
+/* dialogue_got - reply lines came: follow them, log them if asked */
+static void
+dialogue_got(struct deliver_session *s, const char *data, size_t size)
+{
+	deliver_dialogue_in(&s->dlg, data, size);
+	if (s->cfg->debuglevel >= 1)
+		debug_log(s, "<", data, size);
+}
+
+/* debug_cb - libcurl's account of the set-up: the only view of the login */
 static int
 debug_cb(CURL *curl, curl_infotype type, char *data, size_t size, void *arg)
 {
 	struct deliver_session	*s = arg;
-	char		 shown[DELIVER_LOG_LINE];
 
 	switch (type) {
 	case CURLINFO_HEADER_OUT:
-		deliver_dialogue_out(&s->dlg, data, size, shown, sizeof(shown));
-		if (s->cfg->debuglevel >= 1)
-			log_info("upstream %s: > %s", s->peer, shown);
+		dialogue_sent(s, data, size);
 		break;
 	case CURLINFO_HEADER_IN:
-		deliver_dialogue_in(&s->dlg, data, size);
-		if (s->cfg->debuglevel >= 1)
-			debug_log(s, "<", data, size);
+		dialogue_got(s, data, size);
 		break;
 	case CURLINFO_TEXT:
 		if (s->cfg->debuglevel >= 2)
 			debug_log(s, "*", data, size);
 		break;
 	default:
-		/* the message itself and TLS records are not logged */
+		/* TLS records are not logged */
 		break;
 	}
 	return 0;
 }
 
 /*
- * read_cb - the message for DATA.  libcurl goes on without AUTH when the
- * server offers none; with a login configured, a session that did not log
- * in aborts here, before the first byte, so the server never sees the end
- * of DATA and delivers nothing.
+ * The connection, for the transactions: bytes through libcurl, so TLS is
+ * libcurl's; every wait bounded by relaytimeout.  A failure leaves its
+ * words in errbuf.
  */
-static size_t
-read_cb(char *buf, size_t size, size_t nitems, void *arg)
+
+/* conn_wait - until the socket is ready for events, or ETIMEDOUT */
+static int
+conn_wait(struct deliver_session *s, short events)
+{
+	struct pollfd	pfd = { .fd = s->sock, .events = events };
+	long		t = curltls_timeout(s->cfg);
+	int		n;
+
+	do
+		n = poll(&pfd, 1, (int)(t * 1000));
+	while (n == -1 && errno == EINTR);
+	if (n > 0)
+		return 0;
+	if (n == 0) {
+		snprintf(s->errbuf, sizeof(s->errbuf), "timeout: %s for %ld s",
+		    events == POLLIN ? "no reply" : "the server took no data",
+		    t);
+		errno = ETIMEDOUT;
+	}
+	return -1;
+}
+
+/* conn_write - all of buf, or -1 */
+static int
+conn_write(void *arg, const char *buf, size_t len)
 {
 	struct deliver_session	*s = arg;
-	ssize_t		 n;
+	size_t			 n;
+	CURLcode		 rc;
+
+	while (len > 0) {
+		rc = curl_easy_send(s->curl, buf, len, &n);
+		if (rc == CURLE_AGAIN) {
+			if (conn_wait(s, POLLOUT) == -1)
+				return -1;
+			continue;
+		}
+		if (rc != CURLE_OK) {
+			snprintf(s->errbuf, sizeof(s->errbuf), "connection "
+			    "lost while sending: %s", curl_easy_strerror(rc));
+			errno = EPIPE;
+			return -1;
+		}
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* conn_read - what the server sent: > 0, 0 when it closed, -1 */
+static ssize_t
+conn_read(void *arg, char *buf, size_t size)
+{
+	struct deliver_session	*s = arg;
+	size_t			 n;
+	CURLcode		 rc;
+
+	/* what TLS holds decrypted already shows no sign on the socket */
+	while ((rc = curl_easy_recv(s->curl, buf, size, &n)) == CURLE_AGAIN) {
+		if (conn_wait(s, POLLIN) == -1)
+			return -1;
+	}
+	if (rc != CURLE_OK) {
+		snprintf(s->errbuf, sizeof(s->errbuf), "connection lost: %s",
+		    curl_easy_strerror(rc));
+		errno = ECONNRESET;
+		return -1;
+	}
+	if (n == 0)
+		strlcpy_s(s->errbuf, "the server closed the connection",
+		    sizeof(s->errbuf));
+	return (ssize_t)n;
+}
+
+/*
+ * conn_body - the message.  With a login configured, a session that did
+ * not log in never gets this far (transaction_run); the check stays here
+ * too, next to the bytes it protects.
+ */
+static ssize_t
+conn_body(void *arg, char *buf, size_t size)
+{
+	struct deliver_session	*s = arg;
+	ssize_t			 n;
 
 	if (s->creds && !s->dlg.authenticated) {
 		s->att.not_authenticated = true;
-		return CURL_READFUNC_ABORT;
+		errno = EACCES;
+		return -1;
 	}
-	n = deliver_source_read(&s->src, buf, size * nitems);
-	if (n == -1) {
+	if ((n = deliver_source_read(&s->src, buf, size)) == -1) {
 		s->read_errno = errno;
 		s->att.read_error = true;
-		return CURL_READFUNC_ABORT;
 	}
-	if (deliver_source_done(&s->src))
-		s->att.body_complete = true;
-	return (size_t)n;
+	return n;
+}
+
+/* conn_sent, conn_got - the transaction's dialogue, as libcurl's */
+static void
+conn_sent(void *arg, const char *line, size_t len)
+{
+	dialogue_sent(arg, line, len);
+}
+
+static void
+conn_got(void *arg, const char *line, size_t len)
+{
+	dialogue_got(arg, line, len);
+}
+
+/* conn_io - the callbacks of mailtx over this session */
+static void
+conn_io(struct deliver_session *s, struct mailtx_io *io)
+{
+	io->arg = s;
+	io->write = conn_write;
+	io->read = conn_read;
+	io->body = conn_body;
+	io->sent = conn_sent;
+	io->got = conn_got;
+}
+
+/*
+ * conn_stale - a kept connection that should not carry the next message:
+ * idle too long (servers drop idle clients after a while, some without a
+ * word), or the server has spoken or closed (a 421 on its way out)
+ */
+static bool
+conn_stale(struct deliver_session *s)
+{
+	struct pollfd	pfd = { .fd = s->sock, .events = POLLIN };
+
+	if (now_ms() - s->last_used > DELIVER_MAXAGE_CONN * 1000)
+		return true;
+	return poll(&pfd, 1, 0) != 0;
 }
 
 /* session_url - smtp[s]://host:port/<EHLO name>, and host:port for logs */
@@ -777,7 +960,11 @@ session_url(struct deliver_session *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* session_options - URL, dialogue, body and timeouts */
+/*
+ * session_options - URL, dialogue and timeouts.  libcurl sets the session
+ * up and hands it over: the transactions are ours (mailtx), because its
+ * own send one command at a time and cannot pipeline.
+ */
 static int
 session_options(struct deliver_session *s)
 {
@@ -788,29 +975,17 @@ session_options(struct deliver_session *s)
 	bad |= curl_easy_setopt(c, CURLOPT_URL, s->url) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps") !=
 	    CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->errbuf) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_VERBOSE, 1L) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, debug_cb) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_DEBUGDATA, s) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_UPLOAD, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_READDATA, s) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1L) !=
-	    CURLE_OK;
 	/* the connect timeout also covers the greeting */
 	bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 	    curltls_connect_timeout(s->cfg) * 1000) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_SERVER_RESPONSE_TIMEOUT, t) !=
 	    CURLE_OK;
-	/* catches a peer that stops reading the message, and slow replies */
-	bad |= curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, t) != CURLE_OK;
-	/* libcurl 7.88 reuses connections the server closed: stay young */
-	/* One connection at a time: a fresh one replaces a broken one. */
-	bad |= curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_MAXAGE_CONN,
-	    (long)DELIVER_MAXAGE_CONN) != CURLE_OK;
 	return bad ? -1 : 0;
 }
 
@@ -865,6 +1040,21 @@ session_login(struct deliver_session *s)
 	return bad ? -1 : 0;
 }
 
+/* session_handle - a new easy handle with every option of the session */
+static int
+session_handle(struct deliver_session *s)
+{
+	if ((s->curl = curl_easy_init()) == NULL)
+		return -1;
+	if (session_options(s) == -1 || session_tls(s) == -1 ||
+	    session_login(s) == -1) {
+		curl_easy_cleanup(s->curl);
+		s->curl = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 /* deliver_open - a session for one account; no connection is made yet */
 struct deliver_session *
 deliver_open(const struct config *cfg, const struct account *acct, char *err,
@@ -881,6 +1071,7 @@ deliver_open(const struct config *cfg, const struct account *acct, char *err,
 	s = xcalloc(1, sizeof(*s));
 	s->cfg = cfg;
 	s->acct = acct;
+	s->sock = CURL_SOCKET_BAD;
 	s->creds = acct->smtpusername != NULL && acct->smtpusername[0] != '\0';
 	deliver_dialogue_begin(&s->dlg, NULL, NULL, 0, &s->att);
 	if (acct->tlscafile != NULL && acct->tlsverify &&
@@ -898,14 +1089,9 @@ deliver_open(const struct config *cfg, const struct account *acct, char *err,
 		    OAUTH_OK)
 			goto fail;
 	}
-	if ((s->curl = curl_easy_init()) == NULL) {
-		snprintf(err, errlen, "cannot create a libcurl handle");
-		goto fail;
-	}
 	if (session_url(s, err, errlen) == -1)
 		goto fail;
-	if (session_options(s) == -1 || session_tls(s) == -1 ||
-	    session_login(s) == -1) {
+	if (session_handle(s) == -1) {
 		snprintf(err, errlen, "libcurl refused an option (%s)",
 		    curl_version());
 		goto fail;
@@ -916,14 +1102,66 @@ fail:
 	return NULL;
 }
 
+/*
+ * session_connect - set the session up: connect, greeting, EHLO, TLS,
+ * AUTH, all by libcurl.  rc and stage CONNECT tell a failure.
+ */
+static int
+session_connect(struct deliver_session *s)
+{
+	curl_socket_t	sock = CURL_SOCKET_BAD;
+
+	if (s->curl == NULL && session_handle(s) == -1) {
+		s->att.rc = CURLE_OUT_OF_MEMORY;
+		strlcpy_s(s->errbuf, "libcurl refused an option",
+		    sizeof(s->errbuf));
+		return -1;
+	}
+	if ((s->att.rc = (int)curl_easy_perform(s->curl)) != CURLE_OK ||
+	    curl_easy_getinfo(s->curl, CURLINFO_ACTIVESOCKET, &sock) !=
+	    CURLE_OK || sock == CURL_SOCKET_BAD) {
+		if (s->att.rc == CURLE_OK)
+			s->att.rc = CURLE_COULDNT_CONNECT;
+		session_drop(s, false);
+		return -1;
+	}
+	s->sock = sock;
+	s->connected = true;
+	s->last_used = now_ms();
+	return 0;
+}
+
+/*
+ * session_drop - end the connection: with QUIT when the session is in a
+ * state to take it, else just closed.  The next message makes a new one
+ * with a new handle (libcurl cannot set up a second connection on a
+ * handle that keeps one for us).
+ */
+static void
+session_drop(struct deliver_session *s, bool polite)
+{
+	struct mailtx_io	io;
+
+	if (s->connected && polite) {
+		conn_io(s, &io);
+		/* its reply belongs to no message */
+		deliver_dialogue_begin(&s->dlg, NULL, NULL, 0, &s->att);
+		mailtx_quit(&io);
+	}
+	s->connected = false;
+	s->sock = CURL_SOCKET_BAD;
+	if (s->curl != NULL)
+		curl_easy_cleanup(s->curl);
+	s->curl = NULL;
+}
+
 /* deliver_close - QUIT if connected, then release the handle and the CAs */
 void
 deliver_close(struct deliver_session *s)
 {
 	if (s == NULL)
 		return;
-	if (s->curl != NULL)
-		curl_easy_cleanup(s->curl);
+	session_drop(s, true);
 	curltls_ca_free(s->ca);
 	oauth_token_clear(&s->tok);
 	free(s->url);
@@ -961,10 +1199,9 @@ message_fail(struct delivery_msg *msg, enum delivery_status status,
 
 /* rcpt_prepare - the RCPT list; map[k] is the recipient of the k-th RCPT */
 static size_t
-rcpt_prepare(struct delivery_msg *msg, struct curl_slist **list, size_t *map)
+rcpt_prepare(struct delivery_msg *msg, const char **list, size_t *map)
 {
-	struct curl_slist	*l;
-	size_t			 n = 0;
+	size_t	n = 0;
 
 	for (size_t i = 0; i < msg->nrcpts; i++) {
 		struct delivery_rcpt	*r = &msg->rcpts[i];
@@ -974,11 +1211,7 @@ rcpt_prepare(struct delivery_msg *msg, struct curl_slist **list, size_t *map)
 			    "invalid recipient address");
 			continue;
 		}
-		if ((l = curl_slist_append(*list, r->address)) == NULL) {
-			rcpt_set(r, DELIVERY_TEMPFAIL, 0, "out of memory");
-			continue;
-		}
-		*list = l;
+		list[n] = r->address;
 		map[n++] = i;
 	}
 	return n;
@@ -994,47 +1227,104 @@ rcpt_unsent(struct delivery_msg *msg, const size_t *map, size_t nmap)
 	}
 }
 
-/* attempt_run - one curl_easy_perform for one message */
+/*
+ * attempt_run - one attempt of one message: over the kept connection, or
+ * a new one when there is none or it went stale
+ */
 static void
 attempt_run(struct deliver_session *s, struct delivery_msg *msg,
-    struct curl_slist *list, const size_t *map, size_t nmap)
+    const char *const *list, const size_t *map, size_t nmap)
 {
-	curl_off_t	size;
-	long		nconn = 0;
-	int		bad = 0;
-
 	memset(&s->att, 0, sizeof(s->att));
 	deliver_dialogue_begin(&s->dlg, msg, map, nmap, &s->att);
-	deliver_source_init(&s->src, msg);
-	size = (curl_off_t)s->src.prefix_len + (curl_off_t)s->src.length;
 	s->errbuf[0] = '\0';
-	/* "" is MAIL FROM:<>; curl adds the angle brackets itself */
-	bad |= curl_easy_setopt(s->curl, CURLOPT_MAIL_FROM,
-	    msg->mail_from != NULL ? msg->mail_from : "") != CURLE_OK;
-	bad |= curl_easy_setopt(s->curl, CURLOPT_MAIL_RCPT, list) != CURLE_OK;
-	bad |= curl_easy_setopt(s->curl, CURLOPT_INFILESIZE_LARGE, size) !=
-	    CURLE_OK;
-	if (bad) {
-		/* never send with the previous message's envelope */
-		s->att.rc = CURLE_OUT_OF_MEMORY;
-		s->reused = false;
+	if (s->connected && conn_stale(s)) {
+		log_debug("upstream %s: kept connection idle or closed, "
+		    "making a new one", s->peer);
+		session_drop(s, false);
+	}
+	s->reused = s->connected;
+	if (!s->connected && session_connect(s) == -1) {
 		attempt_explain(s);
 		return;
 	}
-
-	s->att.rc = (int)curl_easy_perform(s->curl);
-
-	/*
-	 * No new connection, and an earlier attempt made one: this one used
-	 * it.  Whether libcurl keeps a connection after a failure varies (it
-	 * did after a 452 to the message), so the login state is not guessed
-	 * from rc: a new connection shows itself by its greeting and EHLO.
-	 */
-	curl_easy_getinfo(s->curl, CURLINFO_NUM_CONNECTS, &nconn);
-	s->reused = s->have_conn && nconn == 0;
-	if (nconn > 0)
-		s->have_conn = true;
+	if (s->creds && !s->dlg.authenticated) {
+		/* libcurl goes on without AUTH when the server offers none */
+		s->att.not_authenticated = true;
+		s->att.rc = CURLE_ABORTED_BY_CALLBACK;
+		session_drop(s, true);
+		attempt_explain(s);
+		return;
+	}
+	transaction_run(s, msg, list, nmap);
 	attempt_explain(s);
+}
+
+/* transaction_run - MAIL, RCPT, DATA and the message (mailtx.c) */
+static void
+transaction_run(struct deliver_session *s, struct delivery_msg *msg,
+    const char *const *list, size_t n)
+{
+	struct mailtx		tx;
+	struct mailtx_io	io;
+	enum mailtx_result	rc;
+
+	memset(&tx, 0, sizeof(tx));
+	deliver_source_init(&s->src, msg);
+	tx.from = msg->mail_from != NULL ? msg->mail_from : "";
+	tx.rcpts = list;
+	tx.nrcpts = n;
+	tx.size = s->dlg.size ? (long long)s->src.prefix_len +
+	    (long long)s->src.length : -1;
+	tx.pipelining = s->dlg.pipelining;
+	conn_io(s, &io);
+	rc = mailtx_run(&tx, &io);
+	s->att.body_complete = tx.body_complete;
+	s->last_used = now_ms();
+	transaction_explain(s, &tx, rc);
+	if (!tx.clean)
+		session_drop(s, false);
+}
+
+/*
+ * transaction_explain - the attempt's rc for what the transaction ended
+ * with, the code libcurl gives the same failure, so one classification
+ * serves both
+ */
+static void
+transaction_explain(struct deliver_session *s, struct mailtx *tx,
+    enum mailtx_result rc)
+{
+	struct deliver_attempt	*a = &s->att;
+
+	switch (rc) {
+	case MAILTX_DONE:
+		a->rc = a->final.code / 100 == 2 ? CURLE_OK :
+		    CURLE_WEIRD_SERVER_REPLY;
+		return;
+	case MAILTX_REFUSED:
+		a->rc = CURLE_SEND_ERROR;
+		strlcpy_s(s->errbuf, a->mail.code / 100 != 2 ?
+		    "MAIL FROM refused" : a->data.code != 0 &&
+		    a->data.code != 354 ? "DATA refused" :
+		    "no recipient accepted", sizeof(s->errbuf));
+		return;
+	case MAILTX_BODY:
+		a->rc = CURLE_ABORTED_BY_CALLBACK;
+		return;
+	case MAILTX_IO:
+		break;
+	}
+	if (tx->err == ETIMEDOUT)
+		a->rc = CURLE_OPERATION_TIMEDOUT;
+	else if (tx->err == EPIPE)
+		a->rc = CURLE_SEND_ERROR;
+	else if (tx->err == EPROTO) {
+		a->rc = CURLE_WEIRD_SERVER_REPLY;
+		strlcpy_s(s->errbuf, "the server's answer is no SMTP reply",
+		    sizeof(s->errbuf));
+	} else
+		a->rc = CURLE_RECV_ERROR;
 }
 
 /* attempt_explain - the reason for recipients without a reply of their own */
@@ -1204,25 +1494,21 @@ session_renew_token(struct deliver_session *s)
 		    "access token refused, no new one", err);
 		return -1;
 	}
-	if (curl_easy_setopt(s->curl, CURLOPT_XOAUTH2_BEARER,
-	    s->tok.access) != CURLE_OK) {
-		strlcpy_s(s->att.reason, "libcurl refused the new token",
-		    sizeof(s->att.reason));
-		return -1;
-	}
+	/* the refused login dropped the handle: the next one takes this */
 	return 0;
 }
 
 /*
- * attempt_retryable - a reused connection failed before any recipient was
- * accepted: most likely the server had closed it, so nothing went out
+ * attempt_retryable - a reused connection broke before any recipient was
+ * accepted: most likely the server had closed it, so nothing went out.
+ * A refusal that left the connection standing was the server's answer.
  */
 static bool
 attempt_retryable(const struct deliver_session *s, const struct delivery_msg *msg)
 {
 	const struct deliver_attempt	*a = &s->att;
 
-	if (a->rc == CURLE_OK || !s->reused || a->read_error ||
+	if (a->rc == CURLE_OK || !s->reused || s->connected || a->read_error ||
 	    a->not_authenticated || a->stage >= DELIVER_STAGE_BODY)
 		return false;
 	for (size_t i = 0; i < msg->nrcpts; i++) {
@@ -1249,7 +1535,7 @@ attempt_broke_connection(const struct deliver_attempt *a)
 static void
 message_deliver(struct deliver_session *s, struct delivery_msg *msg)
 {
-	struct curl_slist	*list = NULL;
+	const char		**list;
 	int64_t			 start = now_ms();
 	size_t			*map, nmap;
 
@@ -1262,8 +1548,9 @@ message_deliver(struct deliver_session *s, struct delivery_msg *msg)
 		return;
 	}
 	map = xcalloc(msg->nrcpts, sizeof(*map));
+	list = xcalloc(msg->nrcpts, sizeof(*list));
 	memset(&s->att, 0, sizeof(s->att));
-	nmap = rcpt_prepare(msg, &list, map);
+	nmap = rcpt_prepare(msg, list, map);
 	if (nmap > 0) {
 		attempt_run(s, msg, list, map, nmap);
 		if (attempt_retryable(s, msg)) {
@@ -1271,39 +1558,26 @@ message_deliver(struct deliver_session *s, struct delivery_msg *msg)
 			    "(%s), trying a new one", s->peer,
 			    msg->id != NULL ? msg->id : "-", s->att.reason);
 			rcpt_unsent(msg, map, nmap);
-			curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, 1L);
 			attempt_run(s, msg, list, map, nmap);
-			curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT, 0L);
 		}
 		if (attempt_token_refused(s)) {
 			log_info("upstream %s: [%s]: %s; fetching a new token",
 			    s->peer, s->acct->name, s->att.reason);
 			if (session_renew_token(s) == 0) {
 				rcpt_unsent(msg, map, nmap);
-				curl_easy_setopt(s->curl,
-				    CURLOPT_FRESH_CONNECT, 1L);
 				attempt_run(s, msg, list, map, nmap);
-				curl_easy_setopt(s->curl,
-				    CURLOPT_FRESH_CONNECT, 0L);
 			}
 		}
 	}
 	deliver_classify(msg, &s->att);
-	/*
-	 * After a failed transfer libcurl may keep the connection and reuse
-	 * it, with the upstream's late replies still on their way: the next
-	 * message would read them as its own.  It gets a new connection.
-	 */
-	curl_easy_setopt(s->curl, CURLOPT_FRESH_CONNECT,
-	    s->att.rc != CURLE_OK ? 1L : 0L);
 	if (attempt_broke_connection(&s->att)) {
 		s->hold = true;
 		strlcpy_s(s->hold_reason, s->att.reason,
 		    sizeof(s->hold_reason));
 	}
-	/* QUIT at cleanup must not reach into this message's recipients */
+	/* QUIT at the end must not reach into this message's recipients */
 	deliver_dialogue_begin(&s->dlg, NULL, NULL, 0, &s->att);
-	curl_slist_free_all(list);
+	free(list);
 	free(map);
 	msg->elapsed_ms = (long)(now_ms() - start);
 }

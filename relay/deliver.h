@@ -2,7 +2,10 @@
  * deliver - upstream SMTP sessions for the messages of one account.  The
  * only module that uses libcurl's SMTP client; callers see just this
  * interface (a message in, an outcome per message and recipient out), so
- * retry policy and its tests never depend on libcurl.
+ * retry policy and its tests never depend on libcurl.  libcurl sets the
+ * session up (connect, greeting, EHLO, STARTTLS or implicit TLS with its
+ * checks, AUTH); each message then is a transaction of mailtx.h over that
+ * connection, pipelined when the server offers PIPELINING.
  *
  *   deliver_global_init()   curl_global_init, once, before any fork
  *   deliver_global_cleanup()
@@ -24,8 +27,9 @@
  *        obtained, it is a configuration problem: TEMPFAIL, logged as such.
  *   deliver_send(session, msg)
  *        One message over the session's connection (one TLS handshake and
- *        one AUTH for all of them; a reused connection the server had
- *        closed is replaced once, before anything was accepted).  Fills
+ *        one AUTH for all of them; a connection idle for 30 s or that the
+ *        server has closed is replaced first, and one that fails before
+ *        anything was accepted is replaced once).  Fills
  *        status/code/reply of every recipient and the message fields
  *        below.  Every network wait is bounded by cfg->relaytimeout.
  *   deliver_reusable(session)
@@ -105,11 +109,12 @@ void	deliver_fail(struct delivery_msg *, const char *);
  *        one reply line "DDD text", "DDD-text" or "DDD": 0, or -1 if the
  *        line is not a reply line.  last: the reply's final line.
  *   deliver_dialogue_begin/out/in
- *        follow the session as libcurl reports it (each command sent, each
- *        reply line received): the stage reached, the reply to MAIL, to
- *        each RCPT (the k-th RCPT sent is rcpt_map[k]), to DATA and to the
- *        message, and whether this connection logged in (a 235 to AUTH
- *        since its greeting and EHLO).  _out also gives the command as it
+ *        follow the session as libcurl and mailtx report it (each command
+ *        sent, each reply line received): the stage reached, the reply to
+ *        MAIL, to each RCPT (the k-th RCPT sent is rcpt_map[k]), to DATA
+ *        and to the message, whether this connection logged in (a 235 to
+ *        AUTH since its greeting and EHLO) and whether its last EHLO
+ *        offered PIPELINING and SIZE.  _out also gives the command as it
  *        may be logged: AUTH payloads become "<redacted>".
  *   deliver_classify(msg, attempt)
  *        status, code and reply of every recipient still PENDING, then the
@@ -150,13 +155,19 @@ struct deliver_reply {
 	char	 text[DELIVERY_REPLY_MAX];
 };
 
-/* What one attempt (one curl_easy_perform) of one message saw. */
+/*
+ * What one attempt of one message saw.  rc is a CURLcode: libcurl's for
+ * the session set-up, and for the transaction the code libcurl gives the
+ * same failure (CURLE_SEND_ERROR for a refusal before the message,
+ * CURLE_WEIRD_SERVER_REPLY for a refused message, CURLE_OPERATION_TIMEDOUT,
+ * CURLE_RECV_ERROR for a lost connection).
+ */
 struct deliver_attempt {
 	int			 rc;		/* CURLcode */
 	enum deliver_stage	 stage;
 	bool			 auth_sent;
 	bool			 token_rejected; /* XOAUTH2 error challenge */
-	bool			 body_complete;	/* all of it given to libcurl */
+	bool			 body_complete;	/* all of it and its end sent */
 	bool			 not_authenticated; /* aborted: no login */
 	bool			 read_error;	/* aborted: spool file unread */
 	struct deliver_reply	 conn;		/* last reply before MAIL */
@@ -167,10 +178,12 @@ struct deliver_attempt {
 	char			 reason[DELIVERY_REPLY_MAX];
 };
 
-/* The session as seen through the debug stream. */
+/* The session as seen through the debug stream and the transactions. */
 struct deliver_dialogue {
 	/* the connection: kept between the messages of a session */
 	bool			 authenticated;
+	bool			 pipelining;	/* the last EHLO offered it */
+	bool			 size;		/* and SIZE */
 	bool			 in_auth;	/* lines sent now are secret */
 	bool			 auth_bearer;	/* that AUTH is XOAUTH2 */
 	bool			 auth_answered;	/* and its token went out */

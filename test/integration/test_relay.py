@@ -540,10 +540,11 @@ def test_temporary_failure_is_retried_with_growing_gaps_until_delivered(
     wait_spool_empty(proxy)
 
 
+@pytest.mark.parametrize("pipelining", [False, True])
 @pytest.mark.parametrize("where", ["rcpt", "data"])
 def test_permanent_failure_moves_the_message_to_failed_with_the_reason(
-        start_upstream, relay, where):
-    up = start_upstream()
+        start_upstream, relay, where, pipelining):
+    up = start_upstream(pipelining=pipelining)
     if where == "rcpt":
         text = "550 5.1.1 <someone@example.org>: no such user here"
         up.rcpt_script[RCPT] = [text]
@@ -578,8 +579,9 @@ def test_permanent_failure_with_deleteonerror_deletes_the_message_and_logs_it(
     assert len(up.transactions) == 1
 
 
-def test_only_the_temporarily_refused_recipient_is_retried(start_upstream, relay):
-    up = start_upstream()
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_only_the_temporarily_refused_recipient_is_retried(start_upstream, relay, pipelining):
+    up = start_upstream(pipelining=pipelining)
     ok, later, never = "ok@example.org", "later@example.org", "never@example.org"
     up.rcpt_script[later] = ["450 4.2.1 greylisted, try later", "250 2.1.5 Ok"]
     up.rcpt_script[never] = ["550 5.1.1 <never@example.org>: no such user"]
@@ -601,6 +603,66 @@ def test_only_the_temporarily_refused_recipient_is_retried(start_upstream, relay
     wait_spool_empty(proxy)
     time.sleep(1.5)
     assert len(up.transactions) == 2
+
+
+# ---------------------------------------------------------------- the transaction
+
+@pytest.mark.parametrize("security", ["none", "starttls"])
+def test_with_pipelining_offered_rcpt_and_data_go_out_with_mail_from(
+        start_upstream, relay, pki, security):
+    # One round trip for the envelope instead of one per command: what
+    # RFC 2920 allows once the server offers PIPELINING.
+    users = {USER: PASSWORD} if security == "starttls" else None
+    login = {"smtpusername": USER, "smtppassword": PASSWORD} if users else {}
+    up = start_upstream(security, users=users, pipelining=True)
+    proxy = relay({"default": account(up, pki, **login)})
+    rcpts = ["one@example.org", "two@example.org"]
+    sent = message("pipelined", body=b".leading dot\r\n..two dots\r\n.\r\nlast\r\n")
+    send_message(proxy.port, SENDER, rcpts, sent)
+    [got] = up.wait_for_messages(1)
+    assert after_our_received(got.content) == sent, "dot-stuffing must be transparent"
+    assert got.rcpt_tos == rcpts
+    [tx] = up.transactions
+    assert tx.ahead == (b"RCPT TO:<one@example.org>\r\nRCPT TO:<two@example.org>\r\n"
+        b"DATA\r\n"), f"sent ahead of the reply to MAIL FROM: {tx.ahead!r}"
+    if users:
+        assert tx.tls and tx.authenticated
+    wait_spool_empty(proxy)
+
+
+def test_without_pipelining_offered_each_command_waits_for_its_reply(
+        start_upstream, relay):
+    up = start_upstream()
+    proxy = relay({"default": account(up)})
+    sent = message("one command at a time")
+    send_message(proxy.port, SENDER, ["one@example.org", "two@example.org"], sent)
+    [got] = up.wait_for_messages(1)
+    assert after_our_received(got.content) == sent
+    [tx] = up.transactions
+    assert tx.ahead == b"", f"sent ahead without PIPELINING: {tx.ahead!r}"
+    wait_spool_empty(proxy)
+
+
+def test_a_pipelined_message_nobody_takes_fails_and_the_session_carries_the_next(
+        start_upstream, relay):
+    # DATA went out with the refused RCPT; RSET leaves the session clean
+    # for the next message, which must not see the first one's replies.
+    up = start_upstream(pipelining=True)
+    nobody = "nobody@example.org"
+    up.rcpt_script[nobody] = ["550 5.1.1 <nobody@example.org>: no such user"]
+    proxy = relay({"default": account(up)})
+    refused = send_message(proxy.port, SENDER, [nobody], message("nobody"))
+    wait_until(lambda: refused in proxy.spool_names("failed"), 5.0,
+        f"{refused} in failed/ (failed/: {proxy.spool_names('failed')})")
+    reason = (proxy.msgdir / "failed" / (refused + ".reason")).read_text()
+    assert "550 5.1.1" in reason and "no such user" in reason, reason
+    sent = message("somebody")
+    send_message(proxy.port, SENDER, [RCPT], sent)
+    [got] = up.wait_for_messages(1)
+    assert after_our_received(got.content) == sent and got.rcpt_tos == [RCPT]
+    assert len(up.connections) == 1, "the session was not kept after the refusal"
+    assert [t.rcpt_addresses for t in up.connections[0].transactions] == [[nobody], [RCPT]]
+    wait_spool_empty(proxy)
 
 
 # ---------------------------------------------------------------- throughput

@@ -1,7 +1,8 @@
 """Upstream SMTP servers for the relay tests (aiosmtpd, 127.0.0.1 only).
 
   ScriptedUpstream(security="none"|"starttls"|"ssl", cert=ServerCert,
-                   users={login: password}, mechanisms=("PLAIN", "LOGIN"))
+                   users={login: password}, mechanisms=("PLAIN", "LOGIN"),
+                   pipelining=False)
         a real SMTP server that the relay talks to:
           none       plain SMTP, STARTTLS not offered
           starttls   STARTTLS offered and required before MAIL
@@ -9,6 +10,8 @@
         With users it offers AUTH (the given mechanisms only; with starttls
         only after STARTTLS) and requires a login before MAIL;
         without users it offers no AUTH at all.
+        With pipelining it offers PIPELINING (RFC 2920) in its EHLO reply;
+        aiosmtpd itself does not, although it reads commands sent ahead.
 
   What it can be told (per attempt, the last entry of a script repeats):
         rcpt_script   {address: ["450 ...", "250 ..."]} the n-th RCPT TO of
@@ -29,7 +32,9 @@
                       connection that never got that far (a port probe) is
                       not one
         transactions  every MAIL FROM, with each RCPT and its reply, and the
-                      content and reply of its DATA if DATA completed
+                      content and reply of its DATA if DATA completed, and
+                      the bytes the client had sent ahead of the reply to
+                      its MAIL FROM (ahead: pipelined commands)
         messages / attempts / wait_for_messages() as in helpers.Upstream
 
   server_tls_context(certfile, keyfile)   an ssl.SSLContext for a server
@@ -84,6 +89,7 @@ class Transaction:
     rcpts: list = field(default_factory=list)  # [(address, reply)]
     content: bytes = None           # None: DATA never completed
     reply: str = ""                 # the reply to the completed DATA
+    ahead: bytes = b""              # sent before MAIL FROM was answered
 
     @property
     def rcpt_addresses(self):
@@ -166,6 +172,8 @@ class _ScriptedHandler:
         conn.tls = _encrypted(server)
         if not self.up.users:
             responses = [r for r in responses if not r[4:].upper().startswith("AUTH")]
+        if self.up.pipelining:
+            responses.insert(1, "250-PIPELINING")
         return responses
 
     async def handle_QUIT(self, server, session, envelope):
@@ -174,9 +182,13 @@ class _ScriptedHandler:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         conn = self.up._connection(server)
+        # what the client wrote after MAIL FROM without waiting for this
+        # reply is in the server's read buffer now
+        ahead = bytes(getattr(server._reader, "_buffer", b""))
         record = Transaction(connection=conn, mail_from=address,
             mail_options=list(mail_options), at=time.time(),
-            tls=_encrypted(server), authenticated=bool(session.authenticated))
+            tls=_encrypted(server), authenticated=bool(session.authenticated),
+            ahead=ahead)
         self.up._add_transaction(conn, record)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -221,7 +233,7 @@ class ScriptedUpstream(helpers.Upstream):
 
     def __init__(self, security="none", cert=None, users=None,
             mechanisms=MECHANISMS, hostname="upstream.test", port=None,
-            idle_timeout=None):
+            idle_timeout=None, pipelining=False):
         assert security in SECURITIES, security
         assert security == "none" or cert is not None, "TLS needs cert="
         assert set(mechanisms) <= set(MECHANISMS), mechanisms
@@ -231,6 +243,7 @@ class ScriptedUpstream(helpers.Upstream):
         self.users = dict(users or {})
         self.mechanisms = tuple(mechanisms)
         self.idle_timeout = idle_timeout
+        self.pipelining = pipelining
         self.rcpt_script = {}
         self.data_script = []
         self.stall_data = 0.0

@@ -1,7 +1,8 @@
 /*
  * test_deliver - the pure parts of relay/deliver.c: reading reply lines,
- * following the dialogue libcurl reports (recipient replies, login state,
- * redaction), classifying an attempt, and streaming the message body.
+ * following the dialogue (recipient replies, login state, the extensions
+ * of EHLO, redaction), classifying an attempt, and streaming the message
+ * body.
  */
 #include <check.h>
 #include <errno.h>
@@ -314,6 +315,59 @@ START_TEST(test_ehlo_logs_the_connection_out)
 	dlg.authenticated = true;
 	out("EHLO me\r\n");
 	ck_assert(!dlg.authenticated);
+}
+END_TEST
+
+START_TEST(test_ehlo_reply_tells_pipelining_and_size)
+{
+	in("220 mx ESMTP\r\n");
+	out("EHLO me\r\n");
+	in("250-mx.example.org\r\n");
+	in("250-pipelining\r\n");
+	in("250-SIZE 10240000\r\n");
+	in("250 8BITMIME\r\n");
+	ck_assert(dlg.pipelining);
+	ck_assert(dlg.size);
+}
+END_TEST
+
+START_TEST(test_extensions_are_read_from_the_ehlo_reply_only)
+{
+	in("220 PIPELINING ESMTP\r\n");
+	out("EHLO me\r\n");
+	in("250-mx\r\n");
+	in("250 SIZES\r\n");
+	out("NOOP\r\n");
+	in("250 PIPELINING\r\n");
+	ck_assert(!dlg.pipelining);
+	ck_assert(!dlg.size);
+}
+END_TEST
+
+START_TEST(test_ehlo_after_starttls_forgets_the_extensions)
+{
+	in("220 mx ESMTP\r\n");
+	out("EHLO me\r\n");
+	in("250-mx\r\n");
+	in("250-PIPELINING\r\n");
+	in("250 STARTTLS\r\n");
+	out("STARTTLS\r\n");
+	in("220 go ahead\r\n");
+	out("EHLO me\r\n");
+	ck_assert(!dlg.pipelining);
+	in("250-mx\r\n");
+	in("250 SIZE\r\n");
+	ck_assert(!dlg.pipelining);
+	ck_assert(dlg.size);
+}
+END_TEST
+
+START_TEST(test_new_greeting_forgets_the_extensions)
+{
+	dlg.pipelining = dlg.size = true;
+	in("220 mx ESMTP\r\n");
+	ck_assert(!dlg.pipelining);
+	ck_assert(!dlg.size);
 }
 END_TEST
 
@@ -715,6 +769,11 @@ deliver_suite(void)
 	tcase_add_test(dialogue, test_login_after_starttls_counts);
 	tcase_add_test(dialogue, test_new_greeting_logs_the_connection_out);
 	tcase_add_test(dialogue, test_ehlo_logs_the_connection_out);
+	tcase_add_test(dialogue, test_ehlo_reply_tells_pipelining_and_size);
+	tcase_add_test(dialogue,
+	    test_extensions_are_read_from_the_ehlo_reply_only);
+	tcase_add_test(dialogue, test_ehlo_after_starttls_forgets_the_extensions);
+	tcase_add_test(dialogue, test_new_greeting_forgets_the_extensions);
 	tcase_add_test(dialogue, test_reused_connection_stays_logged_in);
 	tcase_add_test(dialogue, test_auth_initial_response_is_redacted);
 	tcase_add_test(dialogue, test_auth_continuation_lines_are_redacted);
