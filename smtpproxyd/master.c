@@ -3,6 +3,7 @@
  * master.h).  The master never talks SMTP and never touches a message: it
  * only forks, waits and signals, so it stays small and hard to crash.
  */
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -232,17 +233,48 @@ serve_one(struct master *m, int lfd)
 }
 
 /*
+ * listener_wait_set - this child's epoll set over the listening sockets.
+ * EPOLLEXCLUSIVE: a new connection wakes one idle listener (or a few),
+ * not every one of them, as poll() on the shared sockets would.  A child
+ * that is woken and then stops does not strand the connection: a
+ * listener that adds the socket later is told of it at once, and the
+ * next connection wakes another.
+ */
+static int
+listener_wait_set(const struct master *m)
+{
+	struct epoll_event	ev;
+	int			epfd;
+
+	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		log_error("epoll_create1: %s", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < m->nfds; i++) {
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+		ev.data.u32 = (uint32_t)i;
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, m->fds[i], &ev) < 0) {
+			log_error("epoll_ctl: %s", strerror(errno));
+			close(epfd);
+			return -1;
+		}
+	}
+	return epfd;
+}
+
+/*
  * listener_main - a listener child: accept and serve, one session at a time.
- * SIGTERM is blocked except while waiting in ppoll(), so a stop request
- * never interrupts a session and never slips in between the check of
- * listener_stop and the wait.
+ * SIGTERM is blocked except while waiting in epoll_pwait(), so a stop
+ * request never interrupts a session and never slips in between the check
+ * of listener_stop and the wait.
  */
 static void
 listener_main(struct master *m)
 {
-	struct pollfd	*pfd;
-	sigset_t	 block, waitmask;
-	int		 sessions = 0;
+	struct epoll_event	*ev;
+	sigset_t		 block, waitmask;
+	int			 sessions = 0, epfd, n;
 
 	log_set_ident("smtpproxyd/listener");
 	child_signals(on_listener_term);
@@ -252,25 +284,24 @@ listener_main(struct master *m)
 	sigprocmask(SIG_BLOCK, &block, &waitmask);
 	sigdelset(&waitmask, SIGTERM);
 	sigdelset(&waitmask, SIGINT);
-	pfd = xcalloc(m->nfds, sizeof(*pfd));
-	for (size_t i = 0; i < m->nfds; i++) {
-		pfd[i].fd = m->fds[i];
-		pfd[i].events = POLLIN;
-	}
+	if ((epfd = listener_wait_set(m)) < 0)
+		_exit(1);
+	ev = xcalloc(m->nfds, sizeof(*ev));
 	while (!listener_stop) {
 		if (m->cfg->maxconnectionsperchild > 0 &&
 		    sessions >= m->cfg->maxconnectionsperchild)
 			break;		/* recycle: the master starts a fresh one */
 		scoreboard_set(&m->sb, m->my_slot, SLOT_IDLE);
-		if (ppoll(pfd, m->nfds, NULL, &waitmask) < 0)
+		n = epoll_pwait(epfd, ev, (int)m->nfds, -1, &waitmask);
+		if (n < 0)
 			continue;	/* EINTR: look at listener_stop */
 		if (stop_pending())
-			break;		/* ppoll saw a client before the signal */
-		for (size_t i = 0; i < m->nfds && !listener_stop; i++)
-			if (pfd[i].revents & POLLIN)
-				sessions += serve_one(m, m->fds[i]);
+			break;		/* a client came before the signal */
+		for (int i = 0; i < n && !listener_stop; i++)
+			sessions += serve_one(m, m->fds[ev[i].data.u32]);
 	}
-	free(pfd);
+	free(ev);
+	close(epfd);
 	_exit(0);
 }
 

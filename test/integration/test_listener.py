@@ -1087,6 +1087,28 @@ def test_pool_grows_above_processes_up_to_maxprocesses_while_busy(pool_proxy):
     assert max(counts) <= POOL["maxprocesses"], counts
 
 
+def voluntary_switches(pid):
+    """voluntary_switches - how often pid has gone to sleep (and so woken)"""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no voluntary_ctxt_switches for {pid}")
+
+
+def test_a_new_connection_wakes_one_idle_listener_not_every_one(make_proxy):
+    # With poll() on the shared socket every idle listener wakes for every
+    # connection and all but one find nothing to accept.
+    proxy = make_proxy(config={"processes": 4, "maxprocesses": 4})
+    wait_until(lambda: len(listener_pids(proxy)) == 4, QUICK, "4 listeners at start")
+    pids = listener_pids(proxy)
+    before = {p: voluntary_switches(p) for p in pids}
+    for _ in range(20):
+        with Client(proxy.port) as c:
+            assert c.cmd("QUIT")[0] == 221
+    woke = sorted(voluntary_switches(p) - before[p] for p in pids)
+    assert woke[0] < 5, f"every listener woke for the 20 connections: {woke}"
+
+
 def test_pool_shrinks_back_to_processes_after_idle_time(pool_proxy):
     # Slow by design: a spare child goes after POOL_SHRINK_IDLE seconds idle.
     _, counts = burst(pool_proxy)
