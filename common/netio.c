@@ -2,6 +2,7 @@
  * netio - bounded, buffered line I/O (see netio.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,14 +29,27 @@ static const struct netio_transport memory_transport = {
 	memory_recv, memory_send
 };
 
-/* netio_init - buffered I/O over a connected socket */
+/*
+ * netio_init - buffered I/O over a connected socket.  On a blocking
+ * socket the read timeout is the kernel's (SO_RCVTIMEO): one recv() per
+ * wait for the client instead of a poll() and a recv(), and a session
+ * waits for the client after every reply.
+ */
 void
 netio_init(struct netio *io, int fd, int timeout_ms)
 {
+	struct timeval	tv = { .tv_sec = timeout_ms / 1000,
+	    .tv_usec = (timeout_ms % 1000) * 1000 };
+	int		flags;
+
 	memset(io, 0, offsetof(struct netio, rbuf));
 	io->fd = fd;
 	io->timeout_ms = timeout_ms;
 	io->transport = &socket_transport;
+	if (timeout_ms > 0 && (flags = fcntl(fd, F_GETFL)) != -1 &&
+	    !(flags & O_NONBLOCK) &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0)
+		io->kernel_timeout = true;
 }
 
 /* netio_init_memory - buffered I/O against an in-memory peer */
@@ -105,11 +119,14 @@ socket_recv(struct netio *io, void *buf, size_t len)
 	int	rc;
 
 	for (;;) {
-		if ((rc = wait_fd(io, POLLIN)) != NETIO_OK)
+		if (!io->kernel_timeout && (rc = wait_fd(io, POLLIN)) != NETIO_OK)
 			return rc;
 		n = recv(io->fd, buf, len, 0);
 		if (n >= 0)
 			return n;
+		if (io->kernel_timeout && (errno == EAGAIN ||
+		    errno == EWOULDBLOCK))
+			return NETIO_TIMEOUT;
 		if (errno != EINTR && errno != EAGAIN)
 			return NETIO_ERROR;
 	}

@@ -2,7 +2,10 @@
  * netio - bounded, buffered line I/O over a socket (or, through the
  * transport hooks, over TLS or an in-memory buffer for fuzzing).
  *
- *   netio_init(io, fd, timeout_ms)  plain socket transport
+ *   netio_init(io, fd, timeout_ms)  plain socket transport; every wait
+ *                           for input or room to write is bounded by
+ *                           timeout_ms (on a blocking socket, reads by
+ *                           the kernel: SO_RCVTIMEO)
  *   netio_read_line(io, &line, &len, max)
  *        next line without its line end (LF or CRLF), NUL-terminated in
  *        the read buffer and valid until the next read.  A line longer
@@ -26,6 +29,7 @@
 #ifndef SMTPPROXY_NETIO_H
 #define SMTPPROXY_NETIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -51,6 +55,7 @@ struct netio_transport {
 struct netio {
 	int				 fd;
 	int				 timeout_ms;
+	bool				 kernel_timeout; /* SO_RCVTIMEO set */
 	const struct netio_transport	*transport;
 	void				*ctx;		/* transport state (SSL *, fuzz input) */
 	int				 error;		/* sticky enum netio_result */
