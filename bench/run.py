@@ -79,6 +79,7 @@ SAMPLE_INTERVAL = 0.2       # seconds between two PSS samples under load
 SETTLE_QUIET = 0.2          # a process is idle when its CPU time stood still this long
 SETTLE_LIMIT = 60.0         # ... waited for at most this long
 BUSY_PERCENT = 10.0         # CPU use of other processes that spoils a block
+FLUSH_PROBES = 30           # fdatasyncs timed before each block
 
 
 class BenchError(Exception):
@@ -1035,6 +1036,8 @@ class Bench:
         """
         for attempt in range(1 + self.opts.retry_busy):
             first = len(self.results.rows)
+            self.results.add("disk", "", "flush", flush_ms(self.workdir), "ms",
+                             note=f"before a block of {name}")
             try:
                 system = self.start_block(name, warmup=warmup)
             except BenchError as e:
@@ -1342,6 +1345,30 @@ def cpu_busy(seconds=1.0):
     time.sleep(seconds)
     t1, i1 = sample()
     return 100.0 * (1 - (i1 - i0) / max(1, t1 - t0))
+
+
+def flush_ms(folder, n=FLUSH_PROBES):
+    """flush_ms - p50 ms of one fdatasync of a rewritten 1 KiB file
+
+    That is about one cache flush of the disk: what every durable 250 waits
+    for (smtpproxy waits for two, the file and its name in new/; Postfix
+    for one), so at one session at a time it sets the pace, and it varies
+    from run to run on a virtual disk.
+    """
+    path = Path(folder) / "flush-probe"
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for i in range(n):
+            os.pwrite(fd, bytes([65 + i % 26]) * 1024, 0)
+            t = time.monotonic()
+            os.fdatasync(fd)
+            times.append((time.monotonic() - t) * 1000)
+            time.sleep(0.002)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return statistics.median(times)
 
 
 def machine_lines(opts, workdir):
@@ -1714,6 +1741,11 @@ def main(argv):
                       + (f"; {bench.discarded} busy block(s) measured again"
                          if bench.discarded else "")
                       + ("  WARNING: figures are skewed" if worst >= BUSY_PERCENT else ""))
+    flushes = [row["value"] for row in bench.results.rows if row["section"] == "disk"]
+    if flushes:
+        header.append(f"disk cache flush (one fdatasync, p50 of {FLUSH_PROBES}) before the"
+                      f" blocks: {min(flushes):.2f} to {max(flushes):.2f} ms,"
+                      f" median {statistics.median(flushes):.2f}")
     print_report(bench, header)
     csv_path = o.csv
     if csv_path is None and not o.quick and not interrupted:

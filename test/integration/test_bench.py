@@ -31,3 +31,5 @@ def test_quick_benchmark_runs_and_reports_every_system(tmp_path):
     text = csv.read_text()
     for system in ("smtpproxy", "postfix", "direct"):
         assert f",{system}," in text, f"no {system} rows in the CSV"
+    assert "\ndisk,,,,,,flush," in text, "no disk flush probe in the CSV"
+    assert "disk cache flush" in result.stdout
