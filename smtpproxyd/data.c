@@ -44,6 +44,17 @@ data_decoder_init(struct data_decoder *d)
 	d->crlf_bol = true;
 }
 
+/* text_run - how many bytes from p on are neither CR nor LF */
+static size_t
+text_run(const char *p, size_t n)
+{
+	const char	*lf = memchr(p, '\n', n);
+	size_t		 limit = lf != NULL ? (size_t)(lf - p) : n;
+	const char	*cr = memchr(p, '\r', limit);
+
+	return cr != NULL ? (size_t)(cr - p) : limit;
+}
+
 /* data_decode - decode input bytes; see data.h for the rules */
 size_t
 data_decode(struct data_decoder *d, const char *in, size_t n, char *out,
@@ -94,7 +105,16 @@ data_decode(struct data_decoder *d, const char *in, size_t n, char *out,
 			if (c == '\n')
 				i++;
 			continue;		/* a bare CR: c starts a line */
-		case DS_TEXT:
+		case DS_TEXT: {
+			/* the common case, the rest of a line, copied at once */
+			size_t	run = text_run(in + i, n - i);
+
+			if (run > 0) {
+				memcpy(out + o, in + i, run);
+				o += run;
+				i += run;
+				continue;
+			}
 			i++;
 			if (c == '\r') {
 				d->state = DS_CR;
@@ -103,9 +123,9 @@ data_decode(struct data_decoder *d, const char *in, size_t n, char *out,
 				out[o++] = '\n';
 				d->state = DS_BOL;
 				d->crlf_bol = false;
-			} else
-				out[o++] = c;
+			}
 			continue;
+		}
 		case DS_CR:
 			out[o++] = '\r';
 			out[o++] = '\n';
