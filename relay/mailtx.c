@@ -47,6 +47,7 @@ static int	simple_command(struct mailtx_reader *, const struct mailtx_io *,
 		    const char *, int *);
 static enum mailtx_result transaction_reset(struct mailtx *,
 		    const struct mailtx_io *);
+static size_t	stuff(const char *, size_t, char *, bool *);
 static enum mailtx_result body_send(struct mailtx *, const struct mailtx_io *);
 static enum mailtx_result io_failed(struct mailtx *,
 		    const struct mailtx_io *, struct command_list *);
@@ -238,6 +239,31 @@ io_failed(struct mailtx *tx, const struct mailtx_io *io,
 }
 
 /*
+ * stuff - n message bytes dot-stuffed into out (room for 2n): a line that
+ * starts with a dot gets one more.  Whole lines are copied at once.
+ */
+static size_t
+stuff(const char *in, size_t n, char *out, bool *line_start)
+{
+	size_t	i = 0, o = 0;
+
+	while (i < n) {
+		const char	*lf;
+		size_t		 len;
+
+		if (*line_start && in[i] == '.')
+			out[o++] = '.';
+		lf = memchr(in + i, '\n', n - i);
+		len = lf != NULL ? (size_t)(lf - (in + i)) + 1 : n - i;
+		memcpy(out + o, in + i, len);
+		o += len;
+		i += len;
+		*line_start = lf != NULL;
+	}
+	return o;
+}
+
+/*
  * body_send - the message, dot-stuffed, its last line ended, then the
  * terminator.  Output is kept back until a chunk's worth is there, so a
  * short message and its terminator are one write.
@@ -259,12 +285,7 @@ body_send(struct mailtx *tx, const struct mailtx_io *io)
 			rc = MAILTX_BODY;
 			break;
 		}
-		for (ssize_t i = 0; i < n; i++) {
-			if (line_start && raw[i] == '.')
-				out[o++] = '.';
-			out[o++] = raw[i];
-			line_start = raw[i] == '\n';
-		}
+		o += stuff(raw, (size_t)(n > 0 ? n : 0), out + o, &line_start);
 		if ((end = n == 0)) {
 			if (!line_start) {
 				memcpy(out + o, "\r\n", 2);
