@@ -51,6 +51,7 @@ static void	fake_sent(void *, const char *, size_t);
 static void	fake_got(void *, const char *, size_t);
 static char	*write_text(size_t);
 static void	ck_write(size_t, const char *);
+static void	one_recipient_accepted(void);
 static Suite	*mailtx_suite(void);
 
 /* setup - a message from s@x to a@x and b@x; a server that says nothing */
@@ -188,6 +189,14 @@ ck_write(size_t k, const char *want)
 	free(got);
 }
 
+/* one_recipient_accepted - a@x only, and a server that takes the message */
+static void
+one_recipient_accepted(void)
+{
+	tx.nrcpts = 1;
+	fake.replies = "250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n";
+}
+
 START_TEST(test_pipelined_envelope_is_one_write_and_body_another)
 {
 	tx.pipelining = true;
@@ -235,8 +244,7 @@ START_TEST(test_size_and_null_sender)
 {
 	tx.from = "";
 	tx.size = 12345;
-	tx.nrcpts = 1;
-	fake.replies = "250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n";
+	one_recipient_accepted();
 	ck_assert_int_eq(mailtx_run(&tx, &io), MAILTX_DONE);
 	ck_write(0, "MAIL FROM:<> SIZE=12345\r\n");
 }
@@ -255,9 +263,8 @@ END_TEST
 
 START_TEST(test_lines_starting_with_a_dot_are_stuffed)
 {
-	tx.nrcpts = 1;
+	one_recipient_accepted();
 	fake.body = ".\r\n..two\r\nmid.dle\r\n.end";
-	fake.replies = "250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n";
 	ck_assert_int_eq(mailtx_run(&tx, &io), MAILTX_DONE);
 	ck_write(3, "..\r\n...two\r\nmid.dle\r\n..end\r\n.\r\n");
 }
@@ -265,10 +272,9 @@ END_TEST
 
 START_TEST(test_stuffing_holds_across_chunks)
 {
-	tx.nrcpts = 1;
+	one_recipient_accepted();
 	fake.body = "a\r\n.b\r\n.\r\n";
 	fake.body_chunk = 1;
-	fake.replies = "250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n";
 	ck_assert_int_eq(mailtx_run(&tx, &io), MAILTX_DONE);
 	ck_write(3, "a\r\n..b\r\n..\r\n.\r\n");
 }
@@ -276,9 +282,8 @@ END_TEST
 
 START_TEST(test_empty_message_is_just_the_end)
 {
-	tx.nrcpts = 1;
+	one_recipient_accepted();
 	fake.body = "";
-	fake.replies = "250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n";
 	ck_assert_int_eq(mailtx_run(&tx, &io), MAILTX_DONE);
 	ck_write(3, ".\r\n");
 }
@@ -292,9 +297,8 @@ START_TEST(test_long_message_goes_out_whole_in_chunks)
 	for (size_t i = 0; i + 1 < sizeof(big); i++)
 		big[i] = i % 80 == 78 ? '\r' : i % 80 == 79 ? '\n' : '.';
 	big[sizeof(big) - 1] = '\0';
-	tx.nrcpts = 1;
+	one_recipient_accepted();
 	fake.body = big;
-	fake.replies = "250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n";
 	ck_assert_int_eq(mailtx_run(&tx, &io), MAILTX_DONE);
 	ck_assert_uint_gt(fake.nwrites, 5);
 	/* every line starts with a dot: each gets one more */
