@@ -117,7 +117,7 @@ static void		 dialogue_sent(struct deliver_session *, const char *,
 			    size_t);
 static void		 dialogue_got(struct deliver_session *, const char *,
 			    size_t);
-static int		 conn_wait(struct deliver_session *, short);
+static int		 conn_wait(struct deliver_session *, short, int64_t);
 static int		 conn_write(void *, const char *, size_t);
 static ssize_t		 conn_read(void *, char *, size_t);
 static ssize_t		 conn_body(void *, char *, size_t);
@@ -792,17 +792,23 @@ debug_cb(CURL *curl, curl_infotype type, char *data, size_t size, void *arg)
  * words in errbuf.
  */
 
-/* conn_wait - until the socket is ready for events, or ETIMEDOUT */
+/*
+ * conn_wait - until the socket is ready for events, or ETIMEDOUT once
+ * relaytimeout has passed since the last progress (*since, now_ms()).
+ * Counting from the last progress, not from this wait, bounds a wait that
+ * returns at once without anything to do (TLS wanting the other way).
+ */
 static int
-conn_wait(struct deliver_session *s, short events)
+conn_wait(struct deliver_session *s, short events, int64_t since)
 {
 	struct pollfd	pfd = { .fd = s->sock, .events = events };
 	long		t = curltls_timeout(s->cfg);
-	int		n;
+	int64_t		left = since + t * 1000 - now_ms();
+	int		n = 0;
 
-	do
-		n = poll(&pfd, 1, (int)(t * 1000));
-	while (n == -1 && errno == EINTR);
+	while (left > 0 &&
+	    (n = poll(&pfd, 1, (int)left)) == -1 && errno == EINTR)
+		left = since + t * 1000 - now_ms();
 	if (n > 0)
 		return 0;
 	if (n == 0) {
@@ -819,13 +825,14 @@ static int
 conn_write(void *arg, const char *buf, size_t len)
 {
 	struct deliver_session	*s = arg;
+	int64_t			 since = now_ms();
 	size_t			 n;
 	CURLcode		 rc;
 
 	while (len > 0) {
 		rc = curl_easy_send(s->curl, buf, len, &n);
 		if (rc == CURLE_AGAIN) {
-			if (conn_wait(s, POLLOUT) == -1)
+			if (conn_wait(s, POLLOUT, since) == -1)
 				return -1;
 			continue;
 		}
@@ -837,6 +844,7 @@ conn_write(void *arg, const char *buf, size_t len)
 		}
 		buf += n;
 		len -= n;
+		since = now_ms();
 	}
 	return 0;
 }
@@ -846,12 +854,13 @@ static ssize_t
 conn_read(void *arg, char *buf, size_t size)
 {
 	struct deliver_session	*s = arg;
+	int64_t			 since = now_ms();
 	size_t			 n;
 	CURLcode		 rc;
 
 	/* what TLS holds decrypted already shows no sign on the socket */
 	while ((rc = curl_easy_recv(s->curl, buf, size, &n)) == CURLE_AGAIN) {
-		if (conn_wait(s, POLLIN) == -1)
+		if (conn_wait(s, POLLIN, since) == -1)
 			return -1;
 	}
 	if (rc != CURLE_OK) {
@@ -866,22 +875,13 @@ conn_read(void *arg, char *buf, size_t size)
 	return (ssize_t)n;
 }
 
-/*
- * conn_body - the message.  With a login configured, a session that did
- * not log in never gets this far (transaction_run); the check stays here
- * too, next to the bytes it protects.
- */
+/* conn_body - the message, from the spool file */
 static ssize_t
 conn_body(void *arg, char *buf, size_t size)
 {
 	struct deliver_session	*s = arg;
 	ssize_t			 n;
 
-	if (s->creds && !s->dlg.authenticated) {
-		s->att.not_authenticated = true;
-		errno = EACCES;
-		return -1;
-	}
 	if ((n = deliver_source_read(&s->src, buf, size)) == -1) {
 		s->read_errno = errno;
 		s->att.read_error = true;

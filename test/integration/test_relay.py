@@ -12,6 +12,8 @@ by openssl (tlsca), and for POP-before-SMTP a real Dovecot (dovecot).
 import os
 import re
 import signal
+import socket
+import threading
 import time
 from types import SimpleNamespace
 
@@ -852,3 +854,69 @@ def test_an_upstream_stalling_mid_data_is_given_up_after_relaytimeout_and_the_me
         assert_deferred(proxy, queue_id)
     finally:
         up.release()
+
+
+class DeafUpstream:
+    """A raw SMTP server that answers up to DATA's 354 and then reads no
+    more, with a small receive buffer: the message never gets through."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.bind((LOCALHOST, 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.reached_data = threading.Event()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                self._session(conn.makefile("rwb", buffering=0))
+
+    def _session(self, f):
+        f.write(b"220 deaf.test ESMTP\r\n")
+        while not self.done.is_set():
+            line = f.readline()
+            if not line:
+                return
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                f.write(b"354 go ahead\r\n")
+                self.reached_data.set()
+                self.done.wait(30.0)        # and never read again
+                return
+            f.write(b"250-deaf.test\r\n250 8BITMIME\r\n" if verb == b"EHLO"
+                else b"250 ok\r\n")
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(5.0)
+        self.sock.close()
+
+
+def test_an_upstream_that_stops_reading_mid_message_is_given_up_after_relaytimeout(relay):
+    up = DeafUpstream()
+    try:
+        proxy = relay({"default": {"smtphost": LOCALHOST, "smtpport": up.port,
+            "smtpsecurity": "none", "localhostname": EHLO_NAME}},
+            relaytimeout=3, retrymin=60, retrymax=60)
+        # far more than the socket buffers of both ends can take
+        line = b"x" * 998 + b"\r\n"
+        body = line * (12 * 1024 * 1024 // len(line))
+        queue_id = send_message(proxy.port, SENDER, [RCPT], message("deaf", body=body))
+        assert up.reached_data.wait(10.0), "the relay never got to DATA"
+        start = time.monotonic()
+        line = wait_deferred(proxy, queue_id, attempt=1, timeout=15.0)
+        assert time.monotonic() - start < 10.0
+        assert "timeout" in line, line
+        assert_deferred(proxy, queue_id)
+    finally:
+        up.stop()
