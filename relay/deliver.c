@@ -113,16 +113,12 @@ static void		 ehlo_keyword(struct deliver_dialogue *, const char *,
 			    size_t);
 static int		 debug_cb(CURL *, curl_infotype, char *, size_t,
 			    void *);
-static void		 dialogue_sent(struct deliver_session *, const char *,
-			    size_t);
-static void		 dialogue_got(struct deliver_session *, const char *,
-			    size_t);
+static void		 dialogue_sent(void *, const char *, size_t);
+static void		 dialogue_got(void *, const char *, size_t);
 static int		 conn_wait(struct deliver_session *, short, int64_t);
 static int		 conn_write(void *, const char *, size_t);
 static ssize_t		 conn_read(void *, char *, size_t);
 static ssize_t		 conn_body(void *, char *, size_t);
-static void		 conn_sent(void *, const char *, size_t);
-static void		 conn_got(void *, const char *, size_t);
 static void		 conn_io(struct deliver_session *, struct mailtx_io *);
 static bool		 conn_stale(struct deliver_session *);
 static int		 session_connect(struct deliver_session *);
@@ -131,7 +127,7 @@ static int		 session_handle(struct deliver_session *);
 static void		 transaction_run(struct deliver_session *,
 			    struct delivery_msg *, const char *const *, size_t);
 static void		 transaction_explain(struct deliver_session *,
-			    struct mailtx *, enum mailtx_result);
+			    const struct mailtx *, enum mailtx_result);
 static void		 debug_log(struct deliver_session *, const char *,
 			    const char *, size_t);
 static int		 session_url(struct deliver_session *, char *, size_t);
@@ -742,11 +738,15 @@ debug_log(struct deliver_session *s, const char *dir, const char *data, size_t l
 	log_info("upstream %s: %s %s", s->peer, dir, line);
 }
 
-/* dialogue_sent - a command went upstream: follow it, log it if asked */
+/*
+ * dialogue_sent - a command went upstream (libcurl's or a transaction's):
+ * follow it, log it if asked
+ */
 static void
-dialogue_sent(struct deliver_session *s, const char *data, size_t size)
+dialogue_sent(void *arg, const char *data, size_t size)
 {
-	char	shown[DELIVER_LOG_LINE];
+	struct deliver_session	*s = arg;
+	char			 shown[DELIVER_LOG_LINE];
 
 	deliver_dialogue_out(&s->dlg, data, size, shown, sizeof(shown));
 	if (s->cfg->debuglevel >= 1)
@@ -755,8 +755,10 @@ dialogue_sent(struct deliver_session *s, const char *data, size_t size)
 
 /* dialogue_got - reply lines came: follow them, log them if asked */
 static void
-dialogue_got(struct deliver_session *s, const char *data, size_t size)
+dialogue_got(void *arg, const char *data, size_t size)
 {
+	struct deliver_session	*s = arg;
+
 	deliver_dialogue_in(&s->dlg, data, size);
 	if (s->cfg->debuglevel >= 1)
 		debug_log(s, "<", data, size);
@@ -794,7 +796,7 @@ debug_cb(CURL *curl, curl_infotype type, char *data, size_t size, void *arg)
 
 /*
  * conn_wait - until the socket is ready for events, or ETIMEDOUT once
- * relaytimeout has passed since the last progress (*since, now_ms()).
+ * relaytimeout has passed since the last progress (since, in now_ms()).
  * Counting from the last progress, not from this wait, bounds a wait that
  * returns at once without anything to do (TLS wanting the other way).
  */
@@ -889,19 +891,6 @@ conn_body(void *arg, char *buf, size_t size)
 	return n;
 }
 
-/* conn_sent, conn_got - the transaction's dialogue, as libcurl's */
-static void
-conn_sent(void *arg, const char *line, size_t len)
-{
-	dialogue_sent(arg, line, len);
-}
-
-static void
-conn_got(void *arg, const char *line, size_t len)
-{
-	dialogue_got(arg, line, len);
-}
-
 /* conn_io - the callbacks of mailtx over this session */
 static void
 conn_io(struct deliver_session *s, struct mailtx_io *io)
@@ -910,8 +899,8 @@ conn_io(struct deliver_session *s, struct mailtx_io *io)
 	io->write = conn_write;
 	io->read = conn_read;
 	io->body = conn_body;
-	io->sent = conn_sent;
-	io->got = conn_got;
+	io->sent = dialogue_sent;
+	io->got = dialogue_got;
 }
 
 /*
@@ -1292,10 +1281,11 @@ transaction_run(struct deliver_session *s, struct delivery_msg *msg,
  * serves both
  */
 static void
-transaction_explain(struct deliver_session *s, struct mailtx *tx,
+transaction_explain(struct deliver_session *s, const struct mailtx *tx,
     enum mailtx_result rc)
 {
 	struct deliver_attempt	*a = &s->att;
+	const char		*what;
 
 	switch (rc) {
 	case MAILTX_DONE:
@@ -1304,10 +1294,13 @@ transaction_explain(struct deliver_session *s, struct mailtx *tx,
 		return;
 	case MAILTX_REFUSED:
 		a->rc = CURLE_SEND_ERROR;
-		strlcpy_s(s->errbuf, a->mail.code / 100 != 2 ?
-		    "MAIL FROM refused" : a->data.code != 0 &&
-		    a->data.code != 354 ? "DATA refused" :
-		    "no recipient accepted", sizeof(s->errbuf));
+		if (a->mail.code / 100 != 2)
+			what = "MAIL FROM refused";
+		else if (a->data.code != 0 && a->data.code != 354)
+			what = "DATA refused";
+		else
+			what = "no recipient accepted";
+		strlcpy_s(s->errbuf, what, sizeof(s->errbuf));
 		return;
 	case MAILTX_BODY:
 		a->rc = CURLE_ABORTED_BY_CALLBACK;
