@@ -147,9 +147,10 @@ commands_unanswered(const struct mailtx_io *io, const struct command_list *c)
 }
 
 /*
- * reader_line - the next line from the server into line (at most size
- * bytes kept, CRLF included when it fits; the rest of a longer line is
- * read and dropped).  0, or -1 with errno (0 when the server closed).
+ * reader_line - the next line from the server into line (at most
+ * MAILTX_LINE_MAX bytes kept, its CRLF included when it fits; the rest of
+ * a longer line is read and dropped).  0, or -1 with errno (0 when the
+ * server closed).
  */
 static int
 reader_line(struct mailtx_reader *r, const struct mailtx_io *io, char *line,
